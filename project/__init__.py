@@ -1,0 +1,1 @@
+"""PasteTrader's backend foundation: settings, database, models and management commands."""

@@ -1,0 +1,196 @@
+"""Read the settings from the environment and ``.env``, validating every value.
+
+The real environment wins over the file. A bad value raises ImproperlyConfigured with one
+line that names the variable; the database password never appears in a message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from project.exceptions import ImproperlyConfigured
+from project.urls import DatabaseURL
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_ENV_FILE = BASE_DIR / ".env"
+ENVIRONMENTS = ("development", "test", "production")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one process."""
+
+    database_url: DatabaseURL | None
+    environment: str = "development"
+    debug: bool = False
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout: float = 30.0
+    pool_recycle: int = 1800
+    pool_pre_ping: bool = True
+    # A direct (not pooled by PgBouncer) URL for migrations and their advisory lock.
+    database_direct_url: DatabaseURL | None = None
+    migrate_lock_timeout: float = 60.0
+    env_file: Path | None = field(default=None, compare=False)
+
+    @property
+    def is_production(self) -> bool:
+        """Return whether ENVIRONMENT is production."""
+        return self.environment == "production"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """Return whether the embedded PostgreSQL serves the database."""
+        return self.database_url is None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv file; a line that is not ``KEY=value`` is an error naming it."""
+    from dotenv.parser import parse_stream
+    from dotenv.variables import parse_variables
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImproperlyConfigured(f"env file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImproperlyConfigured(f"env file {path} cannot be read: {exc}") from None
+    import io
+
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ImproperlyConfigured(
+                f"env file {path}, line {binding.original.line}: expected KEY=value"
+            )
+        if binding.key is None:
+            continue
+        raw = binding.value or ""
+        # Expand ${VAR} the way python-dotenv does, against the file then the environment.
+        values[binding.key] = "".join(
+            atom.resolve({**values, **os.environ}) for atom in parse_variables(raw)
+        )
+    return values
+
+
+def _parse(name: str, raw: str, convert: Callable[[str], T], expected: str) -> T:
+    try:
+        return convert(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {expected}, got {raw!r}") from None
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError(raw)
+        return value
+
+    return convert
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _environment(raw: str) -> str:
+    if raw.lower() not in ENVIRONMENTS:
+        raise ValueError(raw)
+    return raw.lower()
+
+
+def _url(name: str, raw: str | None) -> DatabaseURL | None:
+    if raw is None or not raw.strip():
+        return None
+    return DatabaseURL.parse(raw, name=name)
+
+
+def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Settings:
+    """Build Settings from a mapping of variables, validating each one."""
+
+    def get(name: str, convert: Callable[[str], T], expected: str, default: T) -> T:
+        raw = values.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        return _parse(name, raw, convert, expected)
+
+    environment = get(
+        "ENVIRONMENT", _environment, "one of " + ", ".join(ENVIRONMENTS), "development"
+    )
+    database_url = _url("DATABASE_URL", values.get("DATABASE_URL"))
+    if database_url is None and environment == "production":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must be set when ENVIRONMENT=production; "
+            "the embedded PostgreSQL is for development and tests only"
+        )
+    return Settings(
+        database_url=database_url,
+        environment=environment,
+        debug=get("DEBUG", _bool, "true or false", False),
+        pool_size=get("DB_POOL_SIZE", _int(1), "a positive integer", 5),
+        max_overflow=get("DB_MAX_OVERFLOW", _int(0), "a non-negative integer", 10),
+        pool_timeout=get("DB_POOL_TIMEOUT", _seconds, "a positive number of seconds", 30.0),
+        pool_recycle=get("DB_POOL_RECYCLE", _int(0), "a non-negative number of seconds", 1800),
+        pool_pre_ping=get("DB_POOL_PRE_PING", _bool, "true or false", True),
+        database_direct_url=_url("DATABASE_DIRECT_URL", values.get("DATABASE_DIRECT_URL")),
+        migrate_lock_timeout=get(
+            "MIGRATE_LOCK_TIMEOUT", _seconds, "a positive number of seconds", 60.0
+        ),
+        env_file=env_file,
+    )
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read the environment over ``env_file`` (default: ``.env`` in the project root)."""
+    path = env_file if env_file is not None else DEFAULT_ENV_FILE
+    file_values: dict[str, str] = {}
+    if env_file is not None or path.is_file():
+        file_values = read_env_file(path)
+    return settings_from({**file_values, **os.environ}, env_file=path if file_values else None)
+
+
+_current: Settings | None = None
+_env_file: Path | None = None
+
+
+def get_settings() -> Settings:
+    """Return this process's settings, reading them on first use."""
+    global _current
+    if _current is None:
+        _current = load_settings(_env_file)
+    return _current
+
+
+def use_env_file(path: Path | None) -> None:
+    """Read settings from ``path`` instead of the default ``.env`` from now on."""
+    global _env_file, _current
+    _env_file = path
+    _current = None
+
+
+def override_settings(settings: Settings | None) -> None:
+    """Replace this process's settings (None: read them again on next use)."""
+    global _current
+    _current = settings

@@ -1,0 +1,217 @@
+"""The async engine and sessions.
+
+``engine`` is created on first use, never at import. ``async_session`` makes sessions with
+``expire_on_commit=False``; ``get_db()`` (a FastAPI dependency) and ``session_scope()`` (for
+scripts and tasks) commit on success, roll back and re-raise on error, and always close.
+``use_database()`` points all of it at another database; ``bind_to()`` at one connection
+(the test plugin's isolated transaction).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
+from sqlalchemy.util.concurrency import await_
+
+from project.conf import Settings, get_settings
+from project.urls import DatabaseURL
+
+# A connection checked in less than this long ago is handed out without a ping round trip
+# (HikariCP's rule); one the server closed meanwhile is still caught by is_closed().
+PING_AFTER_IDLE_SECONDS = 0.5
+_LAST_USED = "last_used"
+
+
+def database_url(settings: Settings | None = None) -> DatabaseURL:
+    """Return the configured database URL, starting the embedded server if none is set."""
+    settings = settings or get_settings()
+    if settings.database_url is not None:
+        return settings.database_url
+    from project import embedded
+
+    return embedded.ensure_running()
+
+
+def direct_database_url(settings: Settings | None = None) -> DatabaseURL:
+    """Return the URL for work that must bypass a pooler: migrations and their lock."""
+    settings = settings or get_settings()
+    return settings.database_direct_url or database_url(settings)
+
+
+def sqlalchemy_url(url: DatabaseURL) -> URL:
+    """Convert ``url`` to SQLAlchemy's URL object."""
+    return URL.create(
+        "postgresql+asyncpg",
+        username=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query_dict,
+    )
+
+
+def _mark_used(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+    record.info[_LAST_USED] = time.monotonic()
+
+
+def _ping_on_checkout(
+    dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    """Replace a dead connection before it is handed out, pinging only idle ones."""
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed():
+        raise exc.DisconnectionError("connection closed by the server")
+    last_used = record.info.get(_LAST_USED)
+    if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        # One simple-protocol round trip: no prepared statement, so PgBouncer-safe.
+        await_(driver.execute(";"))
+    except Exception as error:
+        # A dead idle connection usually means a server restart: drop the whole pool.
+        raise exc.InvalidatePoolError(f"ping failed: {type(error).__name__}") from None
+    record.info[_LAST_USED] = time.monotonic()
+
+
+def create_engine(
+    url: DatabaseURL | None = None,
+    settings: Settings | None = None,
+    *,
+    pooled: bool = True,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """Create an engine with the settings' pool, ping and echo configuration.
+
+    ``pooled=False`` gives a NullPool engine, for one-shot commands that run their own
+    event loop (an engine must not outlive its loop).
+    """
+    settings = settings or get_settings()
+    url = url or database_url(settings)
+    options: dict[str, Any] = {"echo": settings.debug, "pool_pre_ping": False}
+    if pooled:
+        options.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            pool_recycle=settings.pool_recycle or -1,
+        )
+    else:
+        options["poolclass"] = NullPool
+    options.update(kwargs)
+    engine = create_async_engine(sqlalchemy_url(url), **options)
+    if pooled and settings.pool_pre_ping:
+        pool = engine.sync_engine.pool
+        event.listen(pool, "connect", _mark_used)
+        event.listen(pool, "checkin", _mark_used)
+        event.listen(pool, "checkout", _ping_on_checkout)
+    return engine
+
+
+class _State:
+    """The engine of this process and what sessions bind to."""
+
+    def __init__(self) -> None:
+        self.url: DatabaseURL | None = None
+        self.engine: AsyncEngine | None = None
+        self.binds: list[AsyncConnection] = []
+
+
+_state = _State()
+
+
+def get_engine() -> AsyncEngine:
+    """Return the process's engine, creating it on first use."""
+    if _state.engine is None:
+        _state.engine = create_engine(_state.url)
+    return _state.engine
+
+
+def __getattr__(name: str) -> Any:
+    # ``from project.db import engine`` creates the engine then, not at import.
+    if name == "engine":
+        return get_engine()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+async def dispose() -> None:
+    """Close the engine's connections; the next use creates a new engine."""
+    engine, _state.engine = _state.engine, None
+    if engine is not None:
+        await engine.dispose()
+
+
+async def use_database(url: DatabaseURL | None) -> None:
+    """Point the engine and sessions at ``url`` (None: back to the settings' URL)."""
+    await dispose()
+    _state.url = url
+
+
+@contextmanager
+def bind_to(connection: AsyncConnection) -> Iterator[None]:
+    """Make every new session join ``connection``'s transaction while the block runs.
+
+    Sessions then commit savepoints, not the outer transaction, so a test (or a sandboxed
+    shell) can roll everything back.
+    """
+    _state.binds.append(connection)
+    try:
+        yield
+    finally:
+        _state.binds.remove(connection)
+
+
+class _LazySessionMaker(async_sessionmaker[AsyncSession]):
+    """An async_sessionmaker that binds to the current engine (or bound connection) per call."""
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        if "bind" not in local_kw:
+            local_kw["bind"] = _state.binds[-1] if _state.binds else get_engine()
+        return super().__call__(**local_kw)
+
+
+async_session: async_sessionmaker[AsyncSession] = _LazySessionMaker(
+    expire_on_commit=False, join_transaction_mode="create_savepoint"
+)
+
+
+@asynccontextmanager
+async def session_scope() -> AsyncIterator[AsyncSession]:
+    """Yield a session; commit on success, roll back and re-raise on error, always close."""
+    session = async_session()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """Yield a session per request (FastAPI dependency), with ``session_scope()``'s rules."""
+    async with session_scope() as session:
+        yield session
+
+
+@asynccontextmanager
+async def lifespan(app: object) -> AsyncIterator[None]:
+    """Dispose the engine when the application stops (FastAPI's ``lifespan=``)."""
+    try:
+        yield
+    finally:
+        await dispose()

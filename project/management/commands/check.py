@@ -1,0 +1,81 @@
+"""``manage.py check``."""
+
+import asyncio
+
+import click
+
+from project.exceptions import CommandError, ProjectError
+
+
+def _deploy_problems() -> list[str]:
+    from project.conf import get_settings
+
+    settings = get_settings()
+    problems = []
+    if settings.debug:
+        problems.append("DEBUG is on; it echoes SQL to the logs")
+    if settings.uses_embedded_database:
+        problems.append("DATABASE_URL is unset; the embedded PostgreSQL is not for deployment")
+    if settings.pool_size + settings.max_overflow > 100:
+        problems.append(
+            f"DB_POOL_SIZE + DB_MAX_OVERFLOW is {settings.pool_size + settings.max_overflow}; "
+            "PostgreSQL allows 100 connections by default"
+        )
+    if settings.pool_timeout > 60:
+        problems.append(f"DB_POOL_TIMEOUT is {settings.pool_timeout:g} s; requests would hang")
+    return problems
+
+
+@click.command()
+@click.option("--deploy", is_flag=True, help="Also check settings for production.")
+def command(deploy: bool) -> None:
+    """Check settings, the database connection, the migration heads and the models."""
+    from project import dbadmin, migrations
+    from project.conf import get_settings
+    from project.db import database_url
+
+    settings = get_settings()
+    problems: list[str] = []
+    click.echo(f"settings: ENVIRONMENT={settings.environment}, DEBUG={settings.debug}")
+    try:
+        url = database_url(settings)
+        click.echo(f"database: {url}")
+
+        async def version() -> str:
+            conn = await dbadmin.connect(url, timeout=5)
+            try:
+                return str(await conn.fetchval("SHOW server_version"))
+            finally:
+                await conn.close()
+
+        click.echo(f"database: reachable (PostgreSQL {asyncio.run(version())})")
+    except (ProjectError, OSError, Exception) as error:
+        from project.management import describe
+
+        problems.append(describe(error))
+    heads = migrations.script_directory().get_heads()
+    if len(heads) == 1:
+        click.echo(f"migrations: one head ({heads[0]})")
+    else:
+        problems.append(
+            f"migrations: {len(heads)} heads; run 'manage.py makemigrations --merge'"
+            if heads
+            else "migrations: none"
+        )
+    if not problems:
+        try:
+            changes = migrations.model_changes()
+        except ProjectError as error:
+            problems.append(f"models: {error}")
+        else:
+            if changes:
+                problems.append(f"models: {len(changes)} changes not in a migration")
+            else:
+                click.echo("models: match the migrations")
+    if deploy:
+        problems += _deploy_problems()
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise CommandError(f"{len(problems)} problems found")
+    click.echo("No problems found.")

@@ -1,0 +1,22 @@
+"""``manage.py dropdb``."""
+
+import asyncio
+
+import click
+
+from project.management.base import confirm, destructive
+
+
+@click.command()
+@destructive
+def command(yes: bool, force_production: bool) -> None:
+    """Drop the configured database and everything in it."""
+    from project import dbadmin
+    from project.db import database_url
+
+    url = database_url()
+    confirm(f"drop database {url.database!r}", yes=yes, force_production=force_production)
+    if asyncio.run(dbadmin.drop_database(url)):
+        click.echo(f"Dropped database {url.database!r}.")
+    else:
+        click.echo(f"Database {url.database!r} does not exist.")

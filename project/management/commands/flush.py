@@ -1,0 +1,20 @@
+"""``manage.py flush``."""
+
+import asyncio
+
+import click
+
+from project.management.base import confirm, destructive
+
+
+@click.command()
+@destructive
+def command(yes: bool, force_production: bool) -> None:
+    """Delete every row, keeping the schema and the migration history."""
+    from project import dbadmin
+    from project.db import database_url
+
+    url = database_url()
+    confirm(f"delete every row in {url.database!r}", yes=yes, force_production=force_production)
+    tables = asyncio.run(dbadmin.flush(url))
+    click.echo(f"Emptied {len(tables)} tables.")

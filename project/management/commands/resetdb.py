@@ -1,0 +1,26 @@
+"""``manage.py resetdb``."""
+
+import asyncio
+
+import click
+
+from project.management.base import confirm, destructive
+
+
+@click.command()
+@click.option("--seed", is_flag=True, help="Seed the database afterwards.")
+@destructive
+def command(seed: bool, yes: bool, force_production: bool) -> None:
+    """Drop and recreate the database, then migrate it (and seed it with --seed)."""
+    from project import dbadmin, migrations
+    from project.db import database_url
+    from project.management import call_command
+
+    url = database_url()
+    confirm(f"drop and recreate {url.database!r}", yes=yes, force_production=force_production)
+    asyncio.run(dbadmin.drop_database(url))
+    asyncio.run(dbadmin.create_database(url))
+    click.echo(f"Recreated database {url.database!r}.")
+    migrations.upgrade("head", echo=click.echo)
+    if seed:
+        call_command("seed")

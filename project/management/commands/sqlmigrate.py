@@ -1,0 +1,12 @@
+"""``manage.py sqlmigrate``."""
+
+import click
+
+
+@click.command()
+@click.argument("revision")
+def command(revision: str) -> None:
+    """Print the SQL of one revision's upgrade."""
+    from project import migrations
+
+    click.echo(migrations.sqlmigrate(revision), nl=False)

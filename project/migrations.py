@@ -1,0 +1,427 @@
+"""The Alembic glue: configuration, the migration lock, and the migration commands.
+
+Each command is a plain function, as in ``alembic.command``; ``manage.py`` is a thin layer
+over them. Every online command runs on one direct connection (``DATABASE_DIRECT_URL`` when
+set), handed to ``migrations/env.py`` through ``config.attributes["connection"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from project.conf import BASE_DIR, get_settings
+from project.exceptions import CommandError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script, ScriptDirectory
+    from sqlalchemy import Column, MetaData
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+LOCK_NAME = "pastetrader.migrate"
+LOCK_KEY = zlib.crc32(LOCK_NAME.encode())  # a stable 32-bit key for pg_advisory_lock
+_CALL = re.compile(r"\w+\s*\(")
+
+
+def _normalize_default(text: str) -> str:
+    return re.sub(r"[\s()]|::[\w ]+", "", text).lower()
+
+
+def compare_server_default(
+    context: MigrationContext,
+    inspected_column: Column[Any],
+    metadata_column: Column[Any],
+    inspected_default: str | None,
+    metadata_default: Any,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Compare function defaults as text; Alembic would evaluate them, and volatile ones
+    such as ``gen_random_uuid()`` never compare equal. Literals use Alembic's comparison."""
+    texts = [t for t in (inspected_default, rendered_metadata_default) if t]
+    if not any(_CALL.search(t) for t in texts):
+        return None
+    return _normalize_default(inspected_default or "") != _normalize_default(
+        (rendered_metadata_default or "").strip("'\"")
+    )
+
+
+def context_options(config: Config) -> dict[str, Any]:
+    """Return the options ``env.py`` passes to ``context.configure``."""
+    options: dict[str, Any] = {
+        "compare_type": True,
+        "compare_server_default": compare_server_default,
+        # A failing revision rolls back alone; the version table always tells the truth.
+        "transaction_per_migration": True,
+    }
+    options.update(config.attributes.get("context_options", {}))
+    return options
+
+
+def target_metadata() -> MetaData:
+    """Return ``Base.metadata`` with every installed app's models loaded."""
+    from project.apps import apps
+    from project.models import Base
+
+    apps.load_models()
+    return Base.metadata
+
+
+def create_migration_engine() -> AsyncEngine:
+    """Create a one-shot engine on the direct database URL."""
+    from project.db import create_engine, direct_database_url
+
+    return create_engine(direct_database_url(), pooled=False)
+
+
+def alembic_config(output: io.StringIO | None = None) -> Config:
+    """Return the project's Alembic configuration (``alembic.ini``), paths made absolute.
+
+    Alembic's own printing goes to ``output`` (discarded by default): commands report
+    through their return values instead.
+    """
+    from alembic.config import Config
+
+    buffer = output or io.StringIO()
+    config = Config(str(BASE_DIR / "alembic.ini"), stdout=buffer, output_buffer=buffer)
+    config.set_main_option("script_location", str(BASE_DIR / "migrations"))
+    return config
+
+
+def script_directory(config: Config | None = None) -> ScriptDirectory:
+    """Return the migrations' ScriptDirectory."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(config or alembic_config())
+
+
+def _alembic_errors() -> tuple[type[BaseException], ...]:
+    from alembic.util import CommandError as AlembicCommandError
+
+    return (AlembicCommandError,)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except _alembic_errors() as exc:
+        raise CommandError(str(exc).splitlines()[0]) from exc
+
+
+def _require_single_head(script: ScriptDirectory) -> None:
+    heads = script.get_heads()
+    if len(heads) > 1:
+        raise CommandError(
+            f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}); "
+            "run 'manage.py makemigrations --merge'"
+        )
+
+
+async def _take_lock(connection: Any, timeout: float) -> None:
+    from sqlalchemy import exc, text
+
+    await connection.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
+    try:
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+    except exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != "55P03":
+            raise
+        raise CommandError(
+            f"another migration is running: advisory lock {LOCK_NAME!r} (key {LOCK_KEY}) "
+            f"still held after {timeout:g} s (MIGRATE_LOCK_TIMEOUT)"
+        ) from None
+    await connection.execute(text("RESET lock_timeout"))
+    # Session-level lock: it outlives this commit, and each revision gets its own transaction.
+    await connection.commit()
+
+
+def run_online(work: Callable[[Config, Connection], T], *, lock: bool = False) -> T:
+    """Run ``work(config, connection)`` on a direct connection, under the migration lock."""
+
+    async def main() -> T:
+        engine = create_migration_engine()
+        try:
+            async with engine.connect() as connection:
+                if lock:
+                    await _take_lock(connection, get_settings().migrate_lock_timeout)
+
+                def call(sync_connection: Connection) -> T:
+                    config = alembic_config()
+                    config.attributes["connection"] = sync_connection
+                    with _translated():
+                        return work(config, sync_connection)
+
+                result = await connection.run_sync(call)
+                await connection.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def current_heads(connection: Connection) -> tuple[str, ...]:
+    """Return the revisions recorded in the database's version table."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One revision and whether it is applied."""
+
+    revision: str
+    message: str
+    applied: bool
+
+    def __str__(self) -> str:
+        mark = "X" if self.applied else " "
+        return f"[{mark}] {self.revision} {self.message}".rstrip()
+
+
+def _applied(script: ScriptDirectory, heads: tuple[str, ...]) -> set[str]:
+    return {rev.revision for rev in script.iterate_revisions(heads, "base")} if heads else set()
+
+
+def _ordered(script: ScriptDirectory) -> list[Script]:
+    return list(reversed(list(script.walk_revisions())))
+
+
+def showmigrations() -> list[Migration]:
+    """Return every revision, oldest first, marked applied or pending."""
+    script = script_directory()
+
+    def work(config: Config, connection: Connection) -> list[Migration]:
+        applied = _applied(script, current_heads(connection))
+        return [
+            Migration(rev.revision, rev.doc or "", rev.revision in applied)
+            for rev in _ordered(script)
+        ]
+
+    return run_online(work)
+
+
+def _resolve(script: ScriptDirectory, revision: str) -> str:
+    if revision in ("base", "zero"):
+        return "base"
+    if revision in ("head", "heads"):
+        return revision
+    try:
+        found = script.get_revision(revision)
+    except Exception:
+        found = None
+    if found is None:
+        raise CommandError(f"unknown revision {revision!r}; see 'manage.py showmigrations'")
+    return found.revision
+
+
+def plan(revision: str = "head") -> tuple[str, str]:
+    """Return ("upgrade"|"downgrade"|"noop", target) for migrating to ``revision``."""
+    script = script_directory()
+    target = _resolve(script, revision)
+    if target == "head":
+        _require_single_head(script)
+
+    def work(config: Config, connection: Connection) -> tuple[str, str]:
+        heads = current_heads(connection)
+        applied = _applied(script, heads)
+        if target == "base":
+            return ("downgrade" if heads else "noop", target)
+        if target in ("head", "heads"):
+            at_head = bool(heads) and set(heads) == set(script.get_heads())
+            return ("noop" if at_head else "upgrade", target)
+        if target in heads:
+            return ("noop", target)
+        return ("downgrade" if target in applied else "upgrade", target)
+
+    return run_online(work)
+
+
+def _failed_revision(script: ScriptDirectory, connection: Connection, target: str) -> str:
+    heads = current_heads(connection)
+    steps = list(script.iterate_revisions(target, heads or "base"))
+    return steps[-1].revision if steps else target
+
+
+def upgrade(revision: str = "head", *, echo: Callable[[str], None] = print) -> None:
+    """Upgrade the database to ``revision`` under the migration lock."""
+    from alembic import command
+
+    script = script_directory()
+    target = _resolve(script, revision)
+    if target == "head":
+        _require_single_head(script)
+
+    def work(config: Config, connection: Connection) -> None:
+        config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
+        try:
+            command.upgrade(config, target)
+        except _alembic_errors():
+            raise
+        except Exception as exc:
+            connection.rollback()
+            failed = _failed_revision(script, connection, target)
+            now = ", ".join(current_heads(connection)) or "base"
+            raise CommandError(
+                f"revision {failed} failed and was rolled back "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]}); the database is at {now}"
+            ) from exc
+
+    run_online(work, lock=True)
+
+
+def downgrade(revision: str, *, echo: Callable[[str], None] = print) -> None:
+    """Downgrade the database to ``revision`` (``base`` for an empty schema)."""
+    from alembic import command
+
+    target = _resolve(script_directory(), revision)
+
+    def work(config: Config, connection: Connection) -> None:
+        config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
+        command.downgrade(config, target)
+
+    run_online(work, lock=True)
+
+
+def rollback(steps: int = 1, *, echo: Callable[[str], None] = print) -> None:
+    """Downgrade ``steps`` revisions."""
+    from alembic import command
+
+    if steps < 1:
+        raise CommandError(f"--steps must be at least 1, got {steps}")
+    script = script_directory()
+
+    def work(config: Config, connection: Connection) -> None:
+        heads = current_heads(connection)
+        if not heads:
+            raise CommandError("nothing to roll back: no migration is applied")
+        available = len(_applied(script, heads))
+        if steps > available:
+            raise CommandError(f"cannot roll back {steps} revisions; only {available} applied")
+        config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
+        command.downgrade(config, f"-{steps}")
+
+    run_online(work, lock=True)
+
+
+def _reporter(echo: Callable[[str], None]) -> Callable[..., None]:
+    def report(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        verb = "Applied" if step.is_upgrade else "Unapplied"
+        doc = step.up_revision.doc if step.up_revision is not None else ""
+        echo(f"  {verb} {step.up_revision_id} {doc or ''}".rstrip())
+
+    return report
+
+
+def sql(revision: str = "head", *, start: str | None = None) -> str:
+    """Return the SQL that upgrades from ``start`` (default base) to ``revision``."""
+    from alembic import command
+
+    script = script_directory()
+    target = _resolve(script, revision)
+    out = io.StringIO()
+    config = alembic_config(out)
+    with _translated():
+        command.upgrade(config, f"{start}:{target}" if start else target, sql=True)
+    return out.getvalue()
+
+
+def sqlmigrate(revision: str) -> str:
+    """Return the SQL of one revision's upgrade."""
+    script = script_directory()
+    target = _resolve(script, revision)
+    if target in ("base", "head", "heads"):
+        found = script.get_revision("head") if target == "head" else None
+        if found is None:
+            raise CommandError(f"sqlmigrate needs one revision, got {revision!r}")
+        target = found.revision
+    rev = script.get_revision(target)
+    assert rev is not None
+    down = rev.down_revision
+    if isinstance(down, tuple | list):
+        down = down[0]
+    return sql(target, start=down or "base")
+
+
+def makemigrations(message: str | None = None, *, empty: bool = False) -> list[str]:
+    """Write a revision autogenerated from the models; return the paths written.
+
+    An autogenerate that finds no change writes nothing and returns an empty list.
+    """
+    from alembic import command
+
+    script = script_directory()
+    _require_single_head(script)
+
+    def skip_if_empty(context: Any, revision: Any, directives: list[Any]) -> None:
+        if not empty and directives and directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+
+    def work(config: Config, connection: Connection) -> list[str]:
+        with redirect_stdout(io.StringIO()):  # Alembic prints "Generating ..." itself
+            written = command.revision(
+                config,
+                message=message or "auto",
+                autogenerate=not empty,
+                process_revision_directives=skip_if_empty,
+            )
+        scripts = written if isinstance(written, list) else [written]
+        return [s.path for s in scripts if s is not None]
+
+    return run_online(work)
+
+
+def model_changes() -> list[str]:
+    """Return the differences between the models and the migrated database (empty: none)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    script = script_directory()
+    _require_single_head(script)
+    metadata = target_metadata()
+
+    def work(config: Config, connection: Connection) -> list[str]:
+        heads = set(current_heads(connection))
+        if heads != set(script.get_heads()):
+            raise CommandError(
+                "the database is not at the latest migration; run 'manage.py migrate' first"
+            )
+        context = MigrationContext.configure(
+            connection, opts={**context_options(config), "target_metadata": metadata}
+        )
+        return [_describe(diff) for diff in compare_metadata(context, metadata)]
+
+    return run_online(work)
+
+
+def _describe(diff: Any) -> str:
+    if isinstance(diff, list):  # column-level changes come grouped
+        return "; ".join(_describe(d) for d in diff)
+    kind, *rest = diff
+    names = [getattr(x, "name", None) or getattr(x, "key", None) for x in rest]
+    where = ".".join(str(n) for n in names if isinstance(n, str))
+    return f"{kind} {where}".strip()
+
+
+def merge(message: str | None = None) -> str | None:
+    """Merge the migration heads into one revision; return its path (None: one head)."""
+    from alembic import command
+
+    config = alembic_config()
+    heads = script_directory(config).get_heads()
+    if len(heads) < 2:
+        return None
+    with _translated(), redirect_stdout(io.StringIO()):
+        written = command.merge(config, heads, message=message or "merge")
+    return written.path if written is not None else None

@@ -1,0 +1,136 @@
+"""The shared declarative ``Base`` and the mixins every model gets from it.
+
+Every model has a UUID key generated client-side (so the ORM batches INSERTs) with a
+server default for raw SQL, server-set timestamps fetched eagerly (no lazy load after a
+flush), and soft delete. ORM selects, including relationship loads, leave soft-deleted
+rows out; ``.execution_options(include_deleted=True)`` on a statement opts out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from sqlalchemy import DateTime, MetaData, Select, event, func, select, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from project.columns import uuid7
+
+INCLUDE_DELETED = "include_deleted"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UUIDPrimaryKeyMixin:
+    """Add ``id``: a time-ordered UUID made by the ORM, with ``gen_random_uuid()`` for raw SQL.
+
+    ``insert_sentinel`` lets the ORM match RETURNING rows to objects by the key it made,
+    which keeps many-object INSERTs batched despite the server default.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        primary_key=True,
+        default=uuid7,
+        server_default=text("gen_random_uuid()"),
+        insert_sentinel=True,
+        sort_order=-100,
+    )
+
+
+class TimestampMixin:
+    """Add ``created_at`` and ``updated_at``, set by the server and fetched after each flush."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False, sort_order=100
+    )
+    # statement_timestamp(), not now(): an update later in the same transaction still moves it.
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True),
+        server_default=func.now(),
+        onupdate=func.statement_timestamp(),
+        nullable=False,
+        sort_order=101,
+    )
+
+    @declared_attr.directive
+    @classmethod
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Fetch server-generated values with RETURNING, so reading them never lazy-loads.
+        return {"eager_defaults": True}
+
+
+class SoftDeleteMixin:
+    """Add ``deleted_at``, ``is_deleted``, ``active()``, ``soft_delete()`` and ``restore()``."""
+
+    deleted_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None, nullable=True, sort_order=102
+    )
+
+    @hybrid_property
+    def is_deleted(self) -> bool:
+        """Return whether the row is soft-deleted (also usable in SQL)."""
+        return self.deleted_at is not None
+
+    @is_deleted.inplace.expression
+    @classmethod
+    def _is_deleted_expression(cls) -> ColumnElement[bool]:
+        return cls.deleted_at.is_not(None)
+
+    @classmethod
+    def active(cls) -> Select[tuple[Self]]:
+        """Return a select of the rows that are not soft-deleted."""
+        return select(cls).where(cls.deleted_at.is_(None))
+
+    def soft_delete(self) -> None:
+        """Mark the row deleted; it stays in the table and can be restored."""
+        if self.deleted_at is None:
+            self.deleted_at = datetime.now(UTC)
+
+    def restore(self) -> None:
+        """Undo ``soft_delete()``."""
+        self.deleted_at = None
+
+
+class Base(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, DeclarativeBase):
+    """The declarative base of every model in every installed app."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.__dict__.get('id')}>"
+
+
+def _not_deleted(cls: type[SoftDeleteMixin]) -> ColumnElement[bool]:
+    return cls.deleted_at.is_(None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _hide_soft_deleted(state: ORMExecuteState) -> None:
+    """Add ``deleted_at IS NULL`` for every soft-deletable entity of an ORM select."""
+    if (
+        state.is_select
+        and not state.is_column_load
+        and not state.execution_options.get(INCLUDE_DELETED, False)
+    ):
+        state.statement = state.statement.options(
+            with_loader_criteria(SoftDeleteMixin, _not_deleted, include_aliases=True)
+        )

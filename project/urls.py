@@ -1,0 +1,89 @@
+"""Parse and print database URLs without ever showing the password.
+
+Kept free of SQLAlchemy so that reading settings stays cheap (``manage.py --help``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from project.exceptions import ImproperlyConfigured
+
+DRIVER = "postgresql+asyncpg"
+_SCHEMES = {"postgresql+asyncpg", "postgresql", "postgres"}
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A PostgreSQL URL, normalized to the asyncpg driver."""
+
+    database: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    query: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, raw: str, *, name: str = "DATABASE_URL") -> DatabaseURL:
+        """Parse ``raw``; a bad URL raises ImproperlyConfigured naming ``name``."""
+        raw = raw.strip()
+        scheme, sep, _ = raw.partition("://")
+        if not sep:
+            raise ImproperlyConfigured(
+                f"{name} is not a URL; expected {DRIVER}://user:password@host:port/database"
+            )
+        if scheme.lower() not in _SCHEMES:
+            raise ImproperlyConfigured(
+                f"{name} has unsupported scheme {scheme!r}; use {DRIVER}://, postgresql:// "
+                "or postgres://"
+            )
+        parts = urlsplit(raw)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} has a bad port; expected a number") from None
+        database = unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ImproperlyConfigured(f"{name} names no database; add /<database> after the host")
+        query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        if not parts.hostname and not dict(query).get("host"):
+            raise ImproperlyConfigured(f"{name} names no host")
+        return cls(
+            database=database,
+            host=unquote(parts.hostname) if parts.hostname else None,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            query=query,
+        )
+
+    def with_database(self, database: str) -> DatabaseURL:
+        """Return the same server with another database."""
+        return replace(self, database=database)
+
+    def render(self, *, hide_password: bool = True) -> str:
+        """Return the URL as text; the password is masked unless asked otherwise."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                secret = MASK if hide_password else quote(self.password, safe="")
+                auth += f":{secret}"
+            auth += "@"
+        host = self.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{self.port}" if self.port is not None else ""
+        query = f"?{urlencode(self.query, safe='/')}" if self.query else ""
+        return f"{DRIVER}://{auth}{host}{port}/{quote(self.database, safe='')}{query}"
+
+    @property
+    def query_dict(self) -> dict[str, str]:
+        """Return the query parameters as a dict."""
+        return dict(self.query)
+
+    def __str__(self) -> str:
+        return self.render()
