@@ -35,8 +35,23 @@ PING_AFTER_IDLE_SECONDS = 0.5
 _LAST_USED = "last_used"
 
 
+class _State:
+    """The engine of this process and what sessions bind to."""
+
+    def __init__(self) -> None:
+        self.url: DatabaseURL | None = None
+        self.engine: AsyncEngine | None = None
+        self.binds: list[AsyncConnection] = []
+
+
+_state = _State()
+
+
 def database_url(settings: Settings | None = None) -> DatabaseURL:
-    """Return the configured database URL, starting the embedded server if none is set."""
+    """Return the database URL: the one set by ``use_database()``, the settings' one, or
+    the embedded server's (started if need be)."""
+    if _state.url is not None:
+        return _state.url
     settings = settings or get_settings()
     if settings.database_url is not None:
         return settings.database_url
@@ -47,6 +62,8 @@ def database_url(settings: Settings | None = None) -> DatabaseURL:
 
 def direct_database_url(settings: Settings | None = None) -> DatabaseURL:
     """Return the URL for work that must bypass a pooler: migrations and their lock."""
+    if _state.url is not None:
+        return _state.url
     settings = settings or get_settings()
     return settings.database_direct_url or database_url(settings)
 
@@ -121,18 +138,6 @@ def create_engine(
     return engine
 
 
-class _State:
-    """The engine of this process and what sessions bind to."""
-
-    def __init__(self) -> None:
-        self.url: DatabaseURL | None = None
-        self.engine: AsyncEngine | None = None
-        self.binds: list[AsyncConnection] = []
-
-
-_state = _State()
-
-
 def get_engine() -> AsyncEngine:
     """Return the process's engine, creating it on first use."""
     if _state.engine is None:
@@ -155,9 +160,16 @@ async def dispose() -> None:
 
 
 async def use_database(url: DatabaseURL | None) -> None:
-    """Point the engine and sessions at ``url`` (None: back to the settings' URL)."""
+    """Point the engine, sessions, migrations and commands at ``url`` (None: the settings')."""
     await dispose()
+    set_database_url(url)
+
+
+def set_database_url(url: DatabaseURL | None) -> None:
+    """Like ``use_database()`` for code without a loop; the current engine is forgotten,
+    so dispose of it first if it was used."""
     _state.url = url
+    _state.engine = None
 
 
 @contextmanager

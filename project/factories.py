@@ -1,0 +1,86 @@
+"""Async factories on factory_boy.
+
+``await F.create(**kw)`` and ``await F.create_batch(n, **kw)`` build the objects (related
+objects from SubFactories included) without IO, add them to the current session and flush
+once, so the ORM inserts each table in dependency order and in batches. A factory never
+commits or closes: the caller's transaction, or the test's, stays in charge.
+
+The session is the test's ``db_session`` inside tests; elsewhere (seeding, the shell) wrap
+the calls in ``use_session(session)`` or pass ``_session=session``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import factory
+
+from project.exceptions import ProjectError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+M = TypeVar("M")
+_sessions: list[AsyncSession] = []
+
+
+@contextmanager
+def use_session(session: AsyncSession) -> Iterator[AsyncSession]:
+    """Make factories write through ``session`` while the block runs."""
+    _sessions.append(session)
+    try:
+        yield session
+    finally:
+        _sessions.remove(session)
+
+
+def current_session() -> AsyncSession:
+    """Return the session factories write through."""
+    if not _sessions:
+        raise ProjectError(
+            "no session for factories: use the db_session fixture, use_session(session), "
+            "or pass _session=session"
+        )
+    return _sessions[-1]
+
+
+class AsyncFactory(factory.Factory, Generic[M]):  # type: ignore[misc]
+    """The base of every model factory."""
+
+    class Meta:
+        abstract = True
+
+    class Params:
+        soft_deleted = factory.Trait(deleted_at=factory.LazyFunction(lambda: datetime.now(UTC)))
+
+    @classmethod
+    def build(cls, **kwargs: Any) -> M:
+        """Return an unsaved object; no database is touched."""
+        built: M = super().build(**kwargs)
+        return built
+
+    @classmethod
+    def build_batch(cls, size: int, **kwargs: Any) -> list[M]:
+        """Return ``size`` unsaved objects."""
+        built: list[M] = super().build_batch(size, **kwargs)
+        return built
+
+    @classmethod
+    async def create(cls, _session: AsyncSession | None = None, **kwargs: Any) -> M:  # type: ignore[override]
+        """Build an object, add it with its related objects, and flush."""
+        (instance,) = await cls.create_batch(1, _session=_session, **kwargs)
+        return instance
+
+    @classmethod
+    async def create_batch(  # type: ignore[override]
+        cls, size: int, _session: AsyncSession | None = None, **kwargs: Any
+    ) -> list[M]:
+        """Build ``size`` objects and insert them in one flush (batched INSERTs)."""
+        session = _session if _session is not None else current_session()
+        instances = cls.build_batch(size, **kwargs)
+        session.add_all(instances)
+        await session.flush()
+        return instances

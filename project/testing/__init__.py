@@ -1,0 +1,1 @@
+"""Testing support: the pytest plugin (``project.testing.plugin``) and its databases."""

@@ -1,0 +1,211 @@
+"""The project's pytest plugin: async tests, per-worker databases, isolation fixtures.
+
+- ``async def`` tests and fixtures run with no marker, on one loop per process.
+- The controller (or a run without xdist) makes sure the migrated template exists; each
+  process clones it into its own database and points ``project.db`` at it.
+- ``db_session``: an AsyncSession inside a transaction rolled back after the test; code
+  under test may commit (a savepoint). Factories, ``get_db()`` and ``session_scope()`` use
+  that transaction too.
+- ``transactional_db``: for tests that need real commits; the tables are emptied after.
+- ``--create-db`` rebuilds the template.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from project.testing import loop
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    from project.testing.databases import WorkerDatabase
+    from project.urls import DatabaseURL
+
+_worker_db: WorkerDatabase | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pastetrader")
+    group.addoption(
+        "--create-db",
+        action="store_true",
+        help="Rebuild the migrated template database even if the migrations did not change.",
+    )
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _server_url() -> DatabaseURL:
+    from project import db
+
+    return db.database_url()
+
+
+def _fail(message: str) -> None:
+    pytest.exit(f"test database setup failed: {message}", returncode=1)
+
+
+def _describe(error: BaseException) -> str:
+    from project.management import _scrub, describe
+
+    return _scrub(describe(error))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build or reuse the template (controller), then clone it (every test process)."""
+    global _worker_db
+    from project import db
+    from project.testing import databases
+
+    config = session.config
+    try:
+        url = _server_url()
+        if not _is_worker(config):
+            name, built = loop.run(
+                databases.ensure_template(url, rebuild=config.getoption("create_db"))
+            )
+            config.stash[_TEMPLATE] = name
+            if built:
+                print(f"\nbuilt template database {name}")
+        if _is_worker(config) or not _uses_xdist(config):
+            template = (
+                config.workerinput["template"] if _is_worker(config) else config.stash[_TEMPLATE]
+            )  # type: ignore[attr-defined]
+            worker = os.environ.get("PYTEST_XDIST_WORKER")
+            _worker_db = loop.run(databases.clone(url, template, worker))
+            db.set_database_url(_worker_db.url)
+    except pytest.exit.Exception:
+        raise
+    except Exception as error:
+        _fail(f"{_describe(error)} (database server: {_safe_url()})")
+
+
+def _safe_url() -> str:
+    try:
+        return str(_server_url())
+    except Exception:
+        return "unknown"
+
+
+_TEMPLATE = pytest.StashKey[str]()
+
+
+def _uses_xdist(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand the template's name to each xdist worker."""
+    node.workerinput["template"] = node.config.stash[_TEMPLATE]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Dispose the engine, drop this process's clone, and close the loop."""
+    global _worker_db
+    from project import db
+
+    try:
+        loop.run(db.dispose())
+        if _worker_db is not None:
+            loop.run(_worker_db.release())
+            _worker_db = None
+    finally:
+        db.set_database_url(None)
+        loop.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on the session's loop."""
+    if not loop.is_async(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    loop.run(pyfuncitem.obj(**kwargs))
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    """Let pytest call async fixtures as if they were sync, on the session's loop."""
+    if loop.is_async(fixturedef.func):
+        fixturedef.func = loop.synchronize(fixturedef.func)  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def db_url() -> DatabaseURL:
+    """Return this test process's database URL."""
+    if _worker_db is None:
+        pytest.fail("no test database: the plugin's session start did not run")
+    return _worker_db.url
+
+
+@pytest.fixture(scope="session")
+async def db_engine(db_url: DatabaseURL) -> AsyncIterator[AsyncEngine]:
+    """Return the engine on this process's test database."""
+    from project import db
+
+    yield db.get_engine()
+    await db.dispose()
+
+
+@pytest.fixture
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """Yield a session in a transaction that is rolled back after the test."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from project import db, factories
+
+    async with db_engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            with db.bind_to(connection), factories.use_session(session):
+                yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def transactional_db(
+    db_engine: AsyncEngine, db_url: DatabaseURL
+) -> AsyncIterator[AsyncEngine]:
+    """Yield the engine for tests that need real commits; empty the tables afterwards."""
+    from project.testing import databases
+
+    try:
+        yield db_engine
+    finally:
+        await db_engine.dispose()
+        await databases.truncate_all(db_url)
+
+
+@pytest.fixture
+def scratch_db(db_url: DatabaseURL) -> Generator[DatabaseURL, None, None]:
+    """Point ``project.db`` and the commands at a new, empty database for this test."""
+    from project import db, dbadmin
+    from project.testing import databases
+
+    url = db_url.with_database(f"{db_url.database}_scratch"[:63])
+    loop.run(databases.drop(url))
+    loop.run(dbadmin.create_database(url))
+    loop.run(db.use_database(url))
+    try:
+        yield url
+    finally:
+        loop.run(db.use_database(db_url))
+        loop.run(databases.drop(url))
