@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import String
 from sqlalchemy.engine import Dialect
@@ -43,7 +43,7 @@ class EnumString(TypeDecorator[E]):
     def coerce(self, value: object) -> E:
         """Return ``value`` as a member of the enum, or raise ValueError naming the enum."""
         try:
-            return self.enum_class(value)
+            return self.enum_class(cast(str, value))
         except ValueError:
             allowed = ", ".join(member.value for member in self.enum_class)
             raise ValueError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ DEFAULT_ENV_FILE = BASE_DIR / ".env"
 ENVIRONMENTS = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_NEWLINE = re.compile(r"\r\n|\n|\r")
 
 T = TypeVar("T")
 
@@ -69,9 +71,11 @@ def read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
-            raise ImproperlyConfigured(
-                f"env file {path}, line {binding.original.line}: expected KEY=value"
-            )
+            # The binding's text starts with the blank lines before it; skip them.
+            original = binding.original.string
+            blank = original[: len(original) - len(original.lstrip())]
+            line = binding.original.line + len(_NEWLINE.findall(blank))
+            raise ImproperlyConfigured(f"env file {path}, line {line}: expected KEY=value")
         if binding.key is None:
             continue
         raw = binding.value or ""

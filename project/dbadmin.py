@@ -83,11 +83,16 @@ async def drop_database(url: DatabaseURL) -> bool:
     statement = f"DROP DATABASE IF EXISTS {quote_identifier(url.database)} WITH (FORCE)"
     conn = await _maintenance(url)
     try:
-        existed = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
+        is_template = await conn.fetchval(
+            "SELECT datistemplate FROM pg_database WHERE datname = $1", url.database
+        )
+        if is_template:  # PostgreSQL refuses to drop a template until it is unmarked
+            quoted = quote_identifier(url.database)
+            await conn.execute(f"ALTER DATABASE {quoted} WITH IS_TEMPLATE false")
         await conn.execute(statement)
     finally:
         await conn.close()
-    return bool(existed)
+    return is_template is not None
 
 
 async def flush(url: DatabaseURL) -> list[str]:

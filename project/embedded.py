@@ -21,7 +21,7 @@ DATA_DIR = BASE_DIR / ".data" / "postgres"
 DEFAULT_DATABASE = "pastetrader"
 
 
-def running_url(data_dir: Path) -> DatabaseURL | None:
+def running_url(data_dir: Path = DATA_DIR) -> DatabaseURL | None:
     """Return the URL of a server already running on ``data_dir``, read from postmaster.pid."""
     try:
         lines = (data_dir / "postmaster.pid").read_text().splitlines()
@@ -53,9 +53,9 @@ def ensure_running(data_dir: Path = DATA_DIR) -> DatabaseURL:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            import pgserver
+            from pgserver.postgres_server import get_server
 
-        pgserver.get_server(data_dir, cleanup_mode=None)
+        get_server(data_dir, cleanup_mode=None)
     except (OSError, subprocess.SubprocessError) as exc:
         raise DatabaseUnavailable(
             f"the embedded PostgreSQL in {data_dir} did not start ({exc}); "
@@ -91,7 +91,7 @@ def stop(data_dir: Path = DATA_DIR) -> bool:
     """Stop the embedded server; return whether one was running."""
     if running_url(data_dir) is None:
         return False
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import factory
+from factory.base import Factory
+from factory.declarations import LazyFunction, Trait
 
 from project.exceptions import ProjectError
 
@@ -47,14 +48,14 @@ def current_session() -> AsyncSession:
     return _sessions[-1]
 
 
-class AsyncFactory(factory.Factory, Generic[M]):  # type: ignore[misc]
+class AsyncFactory(Factory[M], Generic[M]):
     """The base of every model factory."""
 
     class Meta:
         abstract = True
 
     class Params:
-        soft_deleted = factory.Trait(deleted_at=factory.LazyFunction(lambda: datetime.now(UTC)))
+        soft_deleted = Trait(deleted_at=LazyFunction(lambda: datetime.now(UTC)))  # type: ignore[no-untyped-call]
 
     @classmethod
     def build(cls, **kwargs: Any) -> M:

@@ -96,7 +96,7 @@ class SoftDeleteMixin:
         return cls.deleted_at.is_not(None)
 
     @classmethod
-    def active(cls) -> Select[tuple[Self]]:
+    def active(cls) -> Select[Self]:
         """Return a select of the rows that are not soft-deleted."""
         return select(cls).where(cls.deleted_at.is_(None))
 

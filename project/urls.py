@@ -5,6 +5,7 @@ Kept free of SQLAlchemy so that reading settings stays cheap (``manage.py --help
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -13,6 +14,9 @@ from project.exceptions import ImproperlyConfigured
 DRIVER = "postgresql+asyncpg"
 _SCHEMES = {"postgresql+asyncpg", "postgresql", "postgres"}
 MASK = "***"
+# Query parameters libpq reads a secret from; masked like the password.
+_SECRET_PARAMS = {"password", "sslpassword"}
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class DatabaseURL:
         """Parse ``raw``; a bad URL raises ImproperlyConfigured naming ``name``."""
         raw = raw.strip()
         scheme, sep, _ = raw.partition("://")
-        if not sep:
+        # Without a plausible scheme before "://", the text is not shown: it may hold a password.
+        if not sep or not _SCHEME.fullmatch(scheme):
             raise ImproperlyConfigured(
                 f"{name} is not a URL; expected {DRIVER}://user:password@host:port/database"
             )
@@ -40,7 +45,12 @@ class DatabaseURL:
                 f"{name} has unsupported scheme {scheme!r}; use {DRIVER}://, postgresql:// "
                 "or postgres://"
             )
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} is not a valid URL; an IPv6 host goes in [brackets]"
+            ) from None
         try:
             port = parts.port
         except ValueError:
@@ -67,8 +77,8 @@ class DatabaseURL:
     def render(self, *, hide_password: bool = True) -> str:
         """Return the URL as text; the password is masked unless asked otherwise."""
         auth = ""
-        if self.username is not None:
-            auth = quote(self.username, safe="")
+        if self.username is not None or self.password is not None:
+            auth = quote(self.username or "", safe="")
             if self.password is not None:
                 secret = MASK if hide_password else quote(self.password, safe="")
                 auth += f":{secret}"
@@ -77,7 +87,10 @@ class DatabaseURL:
         if ":" in host:
             host = f"[{host}]"
         port = f":{self.port}" if self.port is not None else ""
-        query = f"?{urlencode(self.query, safe='/')}" if self.query else ""
+        params = self.query
+        if hide_password:
+            params = tuple((k, MASK if k in _SECRET_PARAMS else v) for k, v in params)
+        query = f"?{urlencode(params, safe='/*')}" if params else ""
         return f"{DRIVER}://{auth}{host}{port}/{quote(self.database, safe='')}{query}"
 
     @property
@@ -87,3 +100,6 @@ class DatabaseURL:
 
     def __str__(self) -> str:
         return self.render()
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({self.render()!r})"

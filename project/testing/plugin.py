@@ -49,7 +49,7 @@ def _server_url() -> DatabaseURL:
 
 
 def _fail(message: str) -> None:
-    pytest.exit(f"test database setup failed: {message}", returncode=1)
+    raise pytest.UsageError(f"test database setup failed: {message}")
 
 
 def _describe(error: BaseException) -> str:
@@ -76,23 +76,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if built:
                 print(f"\nbuilt template database {name}")
         if _is_worker(config) or not _uses_xdist(config):
-            template = (
-                config.workerinput["template"] if _is_worker(config) else config.stash[_TEMPLATE]
-            )  # type: ignore[attr-defined]
+            template: str = (
+                getattr(config, "workerinput")["template"]  # noqa: B009
+                if _is_worker(config)
+                else config.stash[_TEMPLATE]
+            )
             worker = os.environ.get("PYTEST_XDIST_WORKER")
             _worker_db = loop.run(databases.clone(url, template, worker))
             db.set_database_url(_worker_db.url)
-    except pytest.exit.Exception:
-        raise
     except Exception as error:
-        _fail(f"{_describe(error)} (database server: {_safe_url()})")
-
-
-def _safe_url() -> str:
-    try:
-        return str(_server_url())
-    except Exception:
-        return "unknown"
+        _fail(f"{_describe(error)}; start PostgreSQL or point DATABASE_URL at one")
 
 
 _TEMPLATE = pytest.StashKey[str]()

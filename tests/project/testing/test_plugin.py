@@ -1,0 +1,173 @@
+"""The pytest plugin's behaviour, through real inner pytest runs (pytester) and real servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from project.conf import BASE_DIR
+from project.testing import databases
+from project.urls import DatabaseURL
+
+pytest_plugins = ["pytester"]
+
+INNER_SESSION_TESTS = """
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+@pytest.fixture(scope="session")
+async def answer():
+    yield 42
+
+async def test_one(db_session, answer, db_url):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    (Path(__file__).parent / f"db_{worker}.txt").write_text(db_url.database)
+    assert answer == 42
+    await db_session.execute(text("CREATE TABLE leak (x int)"))
+    await db_session.execute(text("INSERT INTO leak VALUES (1)"))
+    await db_session.commit()  # a savepoint release, not a real commit
+
+async def test_two(db_session, answer):
+    assert answer == 42
+    await db_session.execute(text("CREATE TABLE leak (x int)"))
+    assert await db_session.scalar(text("SELECT count(*) FROM leak")) == 0
+
+def test_sync():
+    assert True
+"""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(BASE_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_inner=INNER_SESSION_TESTS)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _env().items():
+            patch.setenv(key, value)
+        return pytester.runpytest_subprocess("-p", "project.testing.plugin", "-s", *args)
+
+
+def test_isolated_writes_and_session_async_fixtures(pytester: pytest.Pytester) -> None:
+    result = _inner(pytester)
+    result.assert_outcomes(passed=3)
+    assert "built template" not in result.stdout.str()  # this run reused the template
+
+
+def test_worker_databases_are_named_per_worker(
+    pytester: pytest.Pytester, db_url: DatabaseURL
+) -> None:
+    result = _inner(pytester, "-n", "2")
+    result.assert_outcomes(passed=3)
+    names = {path.read_text() for path in pytester.path.glob("db_*.txt")}
+    base = databases.base_name(db_url.with_database(_server_database(db_url)))
+    assert names, result.stdout.str()
+    assert all(re.fullmatch(rf"{base}_gw[01](_r\d+)?", name) for name in names), names
+
+
+def _server_database(db_url: DatabaseURL) -> str:
+    # The outer run's clone is test_<db>[_gwN]; recover <db> from the settings instead.
+    from project import db
+    from project.conf import get_settings
+
+    settings_url = get_settings().database_url
+    if settings_url is not None:
+        return settings_url.database
+    from project import embedded
+
+    assert db is not None
+    return embedded.DEFAULT_DATABASE
+
+
+def test_two_concurrent_runs_both_pass(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner=INNER_SESSION_TESTS)
+    command = [sys.executable, "-m", "pytest", "-p", "project.testing.plugin", "-q", "-n", "2"]
+    runs = [
+        subprocess.Popen(command, cwd=pytester.path, env=_env(), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=180)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert all("3 passed" in out for out in outputs), outputs
+
+
+def test_unreachable_server_stops_the_run_with_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner="def test_x():\n    assert True\n")
+    env = _env()
+    env["DATABASE_URL"] = "postgresql://someone:Sup3rSecret@127.0.0.1:1/nothing"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "project.testing.plugin", "-q"],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Sup3rSecret" not in output
+    lines = [line for line in output.splitlines() if "test database setup failed" in line]
+    assert len(lines) == 1, output
+    assert "127.0.0.1:1" in lines[0]
+    assert "Traceback" not in output
+
+
+async def test_refuses_to_drop_or_truncate_non_test_databases(db_url: DatabaseURL) -> None:
+    for name in ("postgres", "pastetrader", "production_test"):
+        with pytest.raises(databases.UnsafeDatabase, match="refusing"):
+            await databases.drop(db_url.with_database(name))
+        with pytest.raises(databases.UnsafeDatabase):
+            await databases.truncate_all(db_url.with_database(name))
+
+
+async def test_template_reused_then_rebuilt_when_fingerprint_changes(
+    db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from project import dbadmin
+
+    server = db_url.with_database(f"plugincheck{os.getpid()}")
+    monkeypatch.setattr(databases, "fingerprint", lambda: "aaaaaaaaaaaa")
+    first, built = await databases.ensure_template(server, rebuild=True)
+    assert built
+    again, built_again = await databases.ensure_template(server)
+    assert (again, built_again) == (first, False)
+    monkeypatch.setattr(databases, "fingerprint", lambda: "bbbbbbbbbbbb")
+    second, rebuilt = await databases.ensure_template(server)
+    assert rebuilt
+    assert second != first
+    assert not await dbadmin.database_exists(server.with_database(first))  # old one dropped
+    clone = await databases.clone(server, second, "gw9")
+    try:
+        conn = await dbadmin.connect(clone.url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 1
+        finally:
+            await conn.close()
+    finally:
+        await clone.release()
+        await dbadmin.drop_database(server.with_database(second))
+
+
+def test_fingerprint_follows_migration_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    copy = tmp_path / "project_root"
+    shutil.copytree(BASE_DIR / "migrations", copy / "migrations")
+    monkeypatch.setattr(databases, "BASE_DIR", copy)
+    before = databases.fingerprint()
+    assert databases.fingerprint() == before
+    (copy / "migrations" / "versions" / "extra.py").write_text("# a new revision\n")
+    assert databases.fingerprint() != before
