@@ -1,7 +1,5 @@
 """``manage.py check``."""
 
-import asyncio
-
 import click
 
 from project.exceptions import CommandError, ProjectError
@@ -30,6 +28,8 @@ def _deploy_problems() -> list[str]:
 @click.option("--deploy", is_flag=True, help="Also check settings for production.")
 def command(deploy: bool) -> None:
     """Check settings, the database connection, the migration heads and the models."""
+    import asyncio
+
     from project import dbadmin, migrations
     from project.conf import get_settings
     from project.db import database_url

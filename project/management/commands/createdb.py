@@ -1,13 +1,13 @@
 """``manage.py createdb``."""
 
-import asyncio
-
 import click
 
 
 @click.command()
 def command() -> None:
     """Create the configured database."""
+    import asyncio
+
     from project import dbadmin
     from project.db import database_url
 

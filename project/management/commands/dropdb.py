@@ -1,7 +1,5 @@
 """``manage.py dropdb``."""
 
-import asyncio
-
 import click
 
 from project.management.base import confirm, destructive
@@ -11,6 +9,8 @@ from project.management.base import confirm, destructive
 @destructive
 def command(yes: bool, force_production: bool) -> None:
     """Drop the configured database and everything in it."""
+    import asyncio
+
     from project import dbadmin
     from project.db import database_url
 

@@ -1,7 +1,5 @@
 """``manage.py flush``."""
 
-import asyncio
-
 import click
 
 from project.management.base import confirm, destructive
@@ -11,6 +9,8 @@ from project.management.base import confirm, destructive
 @destructive
 def command(yes: bool, force_production: bool) -> None:
     """Delete every row, keeping the schema and the migration history."""
+    import asyncio
+
     from project import dbadmin
     from project.db import database_url
 

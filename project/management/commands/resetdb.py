@@ -1,7 +1,5 @@
 """``manage.py resetdb``."""
 
-import asyncio
-
 import click
 
 from project.management.base import confirm, destructive
@@ -12,6 +10,8 @@ from project.management.base import confirm, destructive
 @destructive
 def command(seed: bool, yes: bool, force_production: bool) -> None:
     """Drop and recreate the database, then migrate it (and seed it with --seed)."""
+    import asyncio
+
     from project import dbadmin, migrations
     from project.db import database_url
     from project.management import call_command

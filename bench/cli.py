@@ -1,0 +1,79 @@
+"""Benchmark ``manage.py`` start-up and no-op commands against their baselines, in one run.
+
+    uv run python -m bench.cli
+
+- ``manage.py --help`` vs ``python -c "import sqlalchemy.ext.asyncio, alembic.command"``
+  (target: at most 0.4x);
+- ``manage.py migrate`` at head vs ``alembic upgrade head`` (target: at most 1.1x);
+- ``manage.py showmigrations`` vs ``alembic history`` + ``alembic current`` (at most 1.1x).
+
+Each figure is the median of several runs of a fresh process, on a scratch database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from project import db, dbadmin
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 7
+ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+
+
+def timed(commands: Sequence[Sequence[str]], env: dict[str, str]) -> float:
+    """Return the median wall time of running ``commands`` one after another."""
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        for command in commands:
+            subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def report(name: str, ours: float, baseline: float, target: float) -> None:
+    """Print one comparison line."""
+    ratio = ours / baseline
+    verdict = "ok" if ratio <= target else "MISSED"
+    print(
+        f"{name:<16} {ours * 1000:7.0f} ms vs {baseline * 1000:7.0f} ms baseline: "
+        f"{ratio:.2f}x (target <= {target}x) {verdict}"
+    )
+
+
+def main() -> None:
+    url = db.database_url().with_database("bench_cli")
+    asyncio.run(dbadmin.drop_database(url))
+    asyncio.run(dbadmin.create_database(url))
+    env = dict(os.environ, DATABASE_URL=url.render(hide_password=False))
+    try:
+        subprocess.run([*MANAGE, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+        imports = [sys.executable, "-c", "import sqlalchemy.ext.asyncio, alembic.command"]
+        report("--help", timed([[*MANAGE, "--help"]], env), timed([imports], env), 0.4)
+        report(
+            "migrate (noop)",
+            timed([[*MANAGE, "migrate"]], env),
+            timed([[*ALEMBIC, "upgrade", "head"]], env),
+            1.1,
+        )
+        report(
+            "showmigrations",
+            timed([[*MANAGE, "showmigrations"]], env),
+            timed([[*ALEMBIC, "history"], [*ALEMBIC, "current"]], env),
+            1.1,
+        )
+    finally:
+        asyncio.run(dbadmin.drop_database(url))
+
+
+if __name__ == "__main__":
+    main()
