@@ -45,7 +45,7 @@ class AppConfig:
         dotted = f"{self.name}.{name}"
         try:
             return importlib.import_module(dotted)
-        except ImportError as exc:
+        except Exception as exc:
             raise ImproperlyConfigured(
                 f"{dotted} failed to import: {type(exc).__name__}: {exc}"
             ) from exc
@@ -54,7 +54,10 @@ class AppConfig:
 def _suggest(name: str) -> str:
     parent, _, _ = name.rpartition(".")
     candidates: list[str] = []
-    spec = importlib.util.find_spec(parent) if parent else None
+    try:
+        spec = importlib.util.find_spec(parent) if parent else None
+    except (ImportError, ValueError):  # the parent's own parent is missing too
+        spec = None
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             candidates += [

@@ -97,7 +97,7 @@ def _ping_on_checkout(
         return
     try:
         # One simple-protocol round trip: no prepared statement, so PgBouncer-safe.
-        await_(driver.execute(";"))
+        await_(driver.execute("SELECT 1"))
     except Exception as error:
         # A dead idle connection usually means a server restart: drop the whole pool.
         raise exc.InvalidatePoolError(f"ping failed: {type(error).__name__}") from None

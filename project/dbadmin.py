@@ -6,6 +6,8 @@ worst a strange database name.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from project.exceptions import CommandError
@@ -47,42 +49,52 @@ async def connect(url: DatabaseURL, *, timeout: float = 10.0) -> asyncpg.Connect
     return await asyncpg.connect(**connect_kwargs(url), timeout=timeout)
 
 
-async def _maintenance(url: DatabaseURL) -> asyncpg.Connection:
-    return await connect(url.with_database(MAINTENANCE_DATABASE))
-
-
-async def database_exists(url: DatabaseURL) -> bool:
-    """Return whether ``url``'s database exists on its server."""
-    conn = await _maintenance(url)
+@asynccontextmanager
+async def maintenance(
+    url: DatabaseURL, conn: asyncpg.Connection | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """Yield ``conn``, or a new connection to the server's maintenance database."""
+    if conn is not None:
+        yield conn
+        return
+    conn = await connect(url.with_database(MAINTENANCE_DATABASE))
     try:
-        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
-        return bool(found)
+        yield conn
     finally:
         await conn.close()
 
 
-async def create_database(url: DatabaseURL, *, template: str | None = None) -> bool:
-    """Create ``url``'s database (optionally from ``template``); False if it existed."""
+async def database_exists(url: DatabaseURL) -> bool:
+    """Return whether ``url``'s database exists on its server."""
+    async with maintenance(url) as conn:
+        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
+    return bool(found)
+
+
+async def create_database(
+    url: DatabaseURL, *, template: str | None = None, conn: asyncpg.Connection | None = None
+) -> bool:
+    """Create ``url``'s database (optionally from ``template``); False if it existed.
+
+    ``conn``: a maintenance connection to use instead of opening one.
+    """
     import asyncpg
 
     statement = f"CREATE DATABASE {quote_identifier(url.database)}"
     if template is not None:
         statement += f" TEMPLATE {quote_identifier(template)}"
-    conn = await _maintenance(url)
-    try:
-        await conn.execute(statement)
-    except asyncpg.DuplicateDatabaseError:
-        return False
-    finally:
-        await conn.close()
+    async with maintenance(url, conn) as maintenance_conn:
+        try:
+            await maintenance_conn.execute(statement)
+        except asyncpg.DuplicateDatabaseError:
+            return False
     return True
 
 
-async def drop_database(url: DatabaseURL) -> bool:
+async def drop_database(url: DatabaseURL, *, conn: asyncpg.Connection | None = None) -> bool:
     """Drop ``url``'s database, disconnecting its sessions; False if it did not exist."""
     statement = f"DROP DATABASE IF EXISTS {quote_identifier(url.database)} WITH (FORCE)"
-    conn = await _maintenance(url)
-    try:
+    async with maintenance(url, conn) as conn:
         is_template = await conn.fetchval(
             "SELECT datistemplate FROM pg_database WHERE datname = $1", url.database
         )
@@ -90,8 +102,6 @@ async def drop_database(url: DatabaseURL) -> bool:
             quoted = quote_identifier(url.database)
             await conn.execute(f"ALTER DATABASE {quoted} WITH IS_TEMPLATE false")
         await conn.execute(statement)
-    finally:
-        await conn.close()
     return is_template is not None
 
 

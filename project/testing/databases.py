@@ -45,10 +45,10 @@ def require_test_name(name: str) -> str:
     return name
 
 
-async def drop(url: DatabaseURL) -> bool:
+async def drop(url: DatabaseURL, conn: asyncpg.Connection | None = None) -> bool:
     """Drop a test database (never another one)."""
     require_test_name(url.database)
-    return await dbadmin.drop_database(url)
+    return await dbadmin.drop_database(url, conn=conn)
 
 
 async def truncate_all(url: DatabaseURL) -> list[str]:
@@ -113,9 +113,9 @@ async def ensure_template(url: DatabaseURL, *, rebuild: bool = False) -> tuple[s
         if name in existing and not rebuild:
             return name, False
         for stale in existing:  # old fingerprints and half-built leftovers
-            await drop(url.with_database(stale))
+            await drop(url.with_database(stale), conn)
         building = url.with_database(f"{name}_new")
-        await dbadmin.create_database(building)
+        await dbadmin.create_database(building, conn=conn)
         await asyncio.to_thread(_migrate, building)
         quoted_new = dbadmin.quote_identifier(building.database)
         quoted = dbadmin.quote_identifier(name)
@@ -146,7 +146,7 @@ class WorkerDatabase:
     async def release(self) -> None:
         """Drop the clone and let go of its name."""
         try:
-            await drop(self.url)
+            await drop(self.url, self.lock)
         finally:
             await self.lock.close()
 
@@ -164,8 +164,8 @@ async def clone(url: DatabaseURL, template: str, worker: str | None) -> WorkerDa
         target = url.with_database(name)
         await lock.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
-            await drop(target)  # a crashed run's leftover: never trust its schema
-            await dbadmin.create_database(target, template=template)
+            await drop(target, lock)  # a crashed run's leftover: never trust its schema
+            await dbadmin.create_database(target, template=template, conn=lock)
         finally:
             await lock.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     except BaseException:
