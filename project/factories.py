@@ -55,7 +55,7 @@ class AsyncFactory(Factory[M], Generic[M]):
         abstract = True
 
     class Params:
-        soft_deleted = Trait(deleted_at=LazyFunction(lambda: datetime.now(UTC)))  # type: ignore[no-untyped-call]
+        soft_deleted = Trait(deleted_at=LazyFunction(lambda: datetime.now(UTC)))
 
     @classmethod
     def build(cls, **kwargs: Any) -> M:

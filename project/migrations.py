@@ -55,11 +55,22 @@ def compare_server_default(
     )
 
 
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render project column types as the plain SQL types they store (no import of the
+    project in revision files), and leave everything else to Alembic."""
+    from project.columns import ENUM_LENGTH, EnumString
+
+    if type_ == "type" and isinstance(obj, EnumString):
+        return f"sa.String(length={ENUM_LENGTH})"
+    return False
+
+
 def context_options(config: Config) -> dict[str, Any]:
     """Return the options ``env.py`` passes to ``context.configure``."""
     options: dict[str, Any] = {
         "compare_type": True,
         "compare_server_default": compare_server_default,
+        "render_item": render_item,
         # A failing revision rolls back alone; the version table always tells the truth.
         "transaction_per_migration": True,
     }

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from sqlalchemy import DateTime, MetaData, Select, event, func, select, text
+from sqlalchemy import DateTime, MetaData, Select, event, func, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import (
@@ -79,7 +79,13 @@ class TimestampMixin:
 
 
 class SoftDeleteMixin:
-    """Add ``deleted_at``, ``is_deleted``, ``active()``, ``soft_delete()`` and ``restore()``."""
+    """Add ``deleted_at``, ``is_deleted``, ``active()``, ``soft_delete()`` and ``restore()``.
+
+    ``__soft_delete_cascade__`` names one-to-many relationships whose rows are soft-deleted
+    (and restored) with the parent when it is flushed, loaded or not.
+    """
+
+    __soft_delete_cascade__: ClassVar[tuple[str, ...]] = ()
 
     deleted_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=None, nullable=True, sort_order=102
@@ -134,3 +140,39 @@ def _hide_soft_deleted(state: ORMExecuteState) -> None:
         state.statement = state.statement.options(
             with_loader_criteria(SoftDeleteMixin, _not_deleted, include_aliases=True)
         )
+
+
+@event.listens_for(Session, "before_flush")
+def _cascade_soft_delete(session: Session, context: Any, instances: Any) -> None:
+    """Carry a parent's soft delete or restore to the relationships it names."""
+    for parent in list(session.dirty):
+        if not isinstance(parent, SoftDeleteMixin) or not parent.__soft_delete_cascade__:
+            continue
+        history = inspect(parent).attrs.deleted_at.history
+        if not history.has_changes():
+            continue
+        before = history.deleted[0] if history.deleted else None
+        after = parent.deleted_at
+        for name in parent.__soft_delete_cascade__:
+            _cascade_to(session, parent, name, before, after)
+
+
+def _cascade_to(
+    session: Session, parent: SoftDeleteMixin, name: str, before: Any, after: Any
+) -> None:
+    relationship = inspect(type(parent)).relationships[name]
+    child = relationship.mapper.class_
+    (local, remote), *_ = relationship.local_remote_pairs
+    # Restore brings back only what this parent's delete took, not older deletions.
+    match = child.deleted_at.is_(None) if after is not None else child.deleted_at == before
+    parent_key = getattr(parent, relationship.parent.get_property_by_column(local).key)
+    session.connection().execute(
+        update(child)
+        .where(remote == parent_key, match)
+        .values(deleted_at=after)
+        .execution_options(synchronize_session=False)
+    )
+    for loaded in parent.__dict__.get(name, ()):  # keep loaded children in step
+        taken = loaded.deleted_at is None if after is not None else loaded.deleted_at == before
+        if taken:
+            loaded.deleted_at = after

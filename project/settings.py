@@ -6,6 +6,11 @@ Values such as ``DATABASE_URL`` come from the environment and ``.env`` (see
 
 from project.conf import Settings, get_settings
 
-INSTALLED_APPS: list[str] = []
+INSTALLED_APPS: list[str] = [
+    "apps.tools",
+    "apps.agents",
+    "apps.workflows",
+    "apps.executions",
+]
 
 __all__ = ["INSTALLED_APPS", "Settings", "get_settings"]

@@ -1,0 +1,1 @@
+"""Agents: language-model agents with the tools they may use."""

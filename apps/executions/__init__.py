@@ -1,0 +1,1 @@
+"""Executions: the recorded runs of workflows and of their nodes."""

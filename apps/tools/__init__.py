@@ -1,0 +1,1 @@
+"""Tools: the data fetchers, indicators, screeners and notifiers that workflows call."""

@@ -1,0 +1,1 @@
+"""Workflows: graphs of trigger, tool, agent and condition nodes joined by edges."""
