@@ -202,7 +202,7 @@ class SeedContext:
                 table.c[key].in_(keys), table.c.deleted_at.is_(None)
             )
         )
-        return {k: i for k, i in found.tuples()}
+        return {k: i for k, i in found.all()}
 
     async def _driver(self) -> Any:
         connection = await self.session.connection()
