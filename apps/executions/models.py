@@ -44,7 +44,8 @@ class WorkflowExecution(Base):
     input: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # none_as_null: no output is SQL NULL, not the JSON value null.
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
     workflow: Mapped[Workflow] = relationship(lazy="raise")
@@ -83,7 +84,8 @@ class NodeExecution(Base):
     input: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # none_as_null: no output is SQL NULL, not the JSON value null.
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     retry_count: Mapped[int] = mapped_column(default=0, server_default="0")
 

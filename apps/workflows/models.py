@@ -140,7 +140,8 @@ class Edge(Base):
     workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
     source_node_id: Mapped[uuid.UUID] = mapped_column()
     target_node_id: Mapped[uuid.UUID] = mapped_column()
-    condition: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # none_as_null: no condition is SQL NULL, not the JSON value null.
+    condition: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
 
     workflow: Mapped[Workflow] = relationship(
         back_populates="edges", lazy="raise", overlaps="source_node,target_node"
