@@ -151,10 +151,23 @@ def _cascade_soft_delete(session: Session, context: Any, instances: Any) -> None
         history = inspect(parent).attrs.deleted_at.history
         if not history.has_changes():
             continue
-        before = history.deleted[0] if history.deleted else None
+        # The old value is unknown when the attribute was expired (after a rollback, say):
+        # read it, or a restore would match no child.
+        before = history.deleted[0] if history.deleted else _stored_deleted_at(session, parent)
         after = parent.deleted_at
         for name in parent.__soft_delete_cascade__:
             _cascade_to(session, parent, name, before, after)
+
+
+def _stored_deleted_at(session: Session, parent: SoftDeleteMixin) -> Any:
+    state = inspect(parent)
+    if state.key is None:  # never flushed: nothing stored
+        return None
+    table = state.mapper.local_table
+    keys = zip(state.mapper.primary_key, state.key[1], strict=True)
+    return session.connection().scalar(
+        select(table.c.deleted_at).where(*(column == value for column, value in keys))
+    )
 
 
 def _cascade_to(

@@ -174,16 +174,15 @@ async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-async def transactional_db(
-    db_engine: AsyncEngine, db_url: DatabaseURL
-) -> AsyncIterator[AsyncEngine]:
+async def transactional_db(db_url: DatabaseURL) -> AsyncIterator[AsyncEngine]:
     """Yield the engine for tests that need real commits; empty the tables afterwards."""
+    from project import db
     from project.testing import databases
 
     try:
-        yield db_engine
+        yield db.get_engine()
     finally:
-        await db_engine.dispose()
+        await db.dispose()
         await databases.truncate_all(db_url)
 
 

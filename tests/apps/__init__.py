@@ -1,0 +1,1 @@
+"""Tests of the domain apps against a real PostgreSQL."""
