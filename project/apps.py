@@ -46,9 +46,13 @@ class AppConfig:
         try:
             return importlib.import_module(dotted)
         except Exception as exc:
-            raise ImproperlyConfigured(
-                f"{dotted} failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ImproperlyConfigured(f"{dotted} failed to import: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return ``Type: first line of the message``: errors reach the user as one line."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _suggest(name: str) -> str:
@@ -81,9 +85,7 @@ def _import_app(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise ImproperlyConfigured(
-            f"app {name!r} failed to import: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise ImproperlyConfigured(f"app {name!r} failed to import: {_first_line(exc)}") from exc
 
 
 class Apps:

@@ -361,8 +361,37 @@ def sqlmigrate(revision: str) -> str:
     assert rev is not None
     down = rev.down_revision
     if isinstance(down, tuple | list):
+        if len(down) > 1:
+            return _merge_sql(target, tuple(down))
         down = down[0]
     return sql(target, start=down or "base")
+
+
+def _merge_sql(target: str, parents: tuple[str, ...]) -> str:
+    """Return the SQL of merge revision ``target`` alone, starting from all its parents
+    (``upgrade parent:target --sql`` would also render the other parents' branches)."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    out = io.StringIO()
+    config = alembic_config(out)
+    script = script_directory(config)
+
+    def upgrade(rev: Any, context: Any) -> Any:
+        return script._upgrade_revs(target, rev)
+
+    with (
+        _translated(),
+        EnvironmentContext(
+            config,
+            script,
+            fn=upgrade,
+            as_sql=True,
+            starting_rev=parents,
+            destination_rev=target,
+        ),
+    ):
+        script.run_env()
+    return out.getvalue()
 
 
 def makemigrations(message: str | None = None, *, empty: bool = False) -> list[str]:

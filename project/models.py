@@ -116,6 +116,19 @@ class SoftDeleteMixin:
         self.deleted_at = None
 
 
+class VersionedMixin:
+    """Add ``version``, checked and incremented by every ORM UPDATE (optimistic locking)."""
+
+    version: Mapped[int] = mapped_column(default=1, server_default="1", sort_order=99)
+
+    @declared_attr.directive
+    @classmethod
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Keep the timestamps' eager fetching: a mapper takes one __mapper_args__.
+        table = cls.__table__  # type: ignore[attr-defined]
+        return {"eager_defaults": True, "version_id_col": table.c.version}
+
+
 class Base(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, DeclarativeBase):
     """The declarative base of every model in every installed app."""
 

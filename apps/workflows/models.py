@@ -29,14 +29,17 @@ from apps.agents.models import Agent
 from apps.tools.models import Tool
 from project.columns import EnumString
 from project.enums import NodeType, TriggerType
-from project.models import Base
+from project.models import Base, VersionedMixin
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
 
 
-class Workflow(Base):
-    """A trading workflow: a trigger and a graph of nodes joined by edges."""
+class Workflow(VersionedMixin, Base):
+    """A trading workflow: a trigger and a graph of nodes joined by edges.
+
+    Versioned: two editors saving the same workflow cannot overwrite each other silently.
+    """
 
     __tablename__ = "workflows"
     # Soft-deleting a workflow hides its nodes and edges too (restore brings them back).

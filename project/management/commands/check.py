@@ -77,5 +77,5 @@ def command(deploy: bool) -> None:
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:
-        raise CommandError(f"{len(problems)} problems found")
+        raise CommandError(f"{len(problems)} problem{'' if len(problems) == 1 else 's'} found")
     click.echo("No problems found.")
