@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
-import textwrap
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +25,7 @@ from project import dbadmin, migrations
 from project.exceptions import CommandError
 from project.management import call_command
 from project.urls import DatabaseURL
+from tests.support import copy_project, write_revision
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ROOT / "migrations" / "versions"
@@ -296,7 +294,7 @@ def test_check_deploy_reports_debug(scratch_db: DatabaseURL) -> None:
     lines = result.stderr.splitlines()
     assert "problem: DEBUG is on; it echoes SQL to the logs" in lines
     assert lines[-1].startswith("Error: ")
-    assert lines[-1].startswith("Error: ") and lines[-1].endswith(" found")
+    assert lines[-1].endswith(" found")
     assert "No problems found." not in result.stdout
 
 
@@ -364,48 +362,7 @@ async def test_migrate_gives_up_when_the_lock_is_held(scratch_db: DatabaseURL) -
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """Copy the project (no .venv, .data or .git) into ``tmp_path``."""
-    root = tmp_path / "project_copy"
-    root.mkdir()
-    for name in ("manage.py", "alembic.ini", "pyproject.toml"):
-        shutil.copy2(ROOT / name, root / name)
-    for name in ("project", "apps", "migrations"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
-
-
-def write_revision(
-    project: Path, message: str, down: str, upgrade: str, downgrade: str = "pass"
-) -> str:
-    """Write a hand-made revision file into ``project``; return its id."""
-    rev = uuid.uuid4().hex[:12]
-    body = textwrap.dedent(
-        f'''\
-        """{message}
-
-        Revision ID: {rev}
-        Revises: {down}
-        """
-
-        import sqlalchemy as sa
-        from alembic import op
-
-        revision = {rev!r}
-        down_revision = {down!r}
-        branch_labels = None
-        depends_on = None
-
-
-        def upgrade() -> None:
-            {{upgrade}}
-
-
-        def downgrade() -> None:
-            {{downgrade}}
-        '''
-    ).format(upgrade=upgrade, downgrade=downgrade)
-    path = project / "migrations" / "versions" / f"20990101_000000_{rev}_{message}.py"
-    path.write_text(body)
-    return rev
+    return copy_project(tmp_path / "project_copy")
 
 
 def version_files(project: Path) -> set[str]:
