@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="manage.py", standalone_mode=False)
+        status = cli.main(args=args, prog_name="manage.py", standalone_mode=False)
     except click.exceptions.Exit as stop:
         sys.exit(stop.exit_code)
     except click.ClickException as error:
@@ -159,4 +159,5 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             raise
         click.echo(f"Error: {_scrub(describe(error))}", err=True)
         sys.exit(error.exit_code if isinstance(error, ProjectError) else 1)
-    sys.exit(0)
+    # Outside standalone mode click returns, rather than raises, a command's exit status.
+    sys.exit(status if isinstance(status, int) else 0)
