@@ -114,7 +114,7 @@ def call_command(name: str, *args: str) -> Any:
     return cli.main(args=[name, *args], prog_name="manage.py", standalone_mode=False)
 
 
-def _scrub(message: str) -> str:
+def scrub(message: str) -> str:
     """Remove the configured passwords from ``message``."""
     try:
         from project.conf import get_settings
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as error:
         if "--traceback" in args:
             raise
-        click.echo(f"Error: {_scrub(describe(error))}", err=True)
+        click.echo(f"Error: {scrub(describe(error))}", err=True)
         sys.exit(error.exit_code if isinstance(error, ProjectError) else 1)
     # Outside standalone mode click returns, rather than raises, a command's exit status.
     sys.exit(status if isinstance(status, int) else 0)

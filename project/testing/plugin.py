@@ -13,12 +13,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from project.testing import loop
+
+# Cache compiled modules and pytest's rewritten test modules even where the environment
+# sets PYTHONDONTWRITEBYTECODE: otherwise every run, and every xdist worker, compiles the
+# whole suite again. The caches go to the git-ignored __pycache__ folders.
+sys.dont_write_bytecode = False
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -53,9 +59,9 @@ def _fail(message: str) -> None:
 
 
 def _describe(error: BaseException) -> str:
-    from project.management import _scrub, describe
+    from project.management import describe, scrub
 
-    return _scrub(describe(error))
+    return scrub(describe(error))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -49,10 +49,10 @@ def command(deploy: bool) -> None:
                 await conn.close()
 
         click.echo(f"database: reachable (PostgreSQL {asyncio.run(version())})")
-    except (ProjectError, OSError, Exception) as error:
-        from project.management import describe
+    except Exception as error:  # any failure to connect is a problem to report, not a crash
+        from project.management import describe, scrub
 
-        problems.append(describe(error))
+        problems.append(scrub(describe(error)))
     heads = migrations.script_directory().get_heads()
     if len(heads) == 1:
         click.echo(f"migrations: one head ({heads[0]})")
