@@ -9,10 +9,12 @@ scripts and tasks) commit on success, roll back and re-raise on error, and alway
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
+from uuid import uuid4
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL
@@ -28,6 +30,8 @@ from sqlalchemy.util.concurrency import await_
 
 from project.conf import Settings, get_settings
 from project.urls import DatabaseURL
+
+T = TypeVar("T")
 
 # A connection checked in less than this long ago is handed out without a ping round trip
 # (HikariCP's rule); one the server closed meanwhile is still caught by is_closed().
@@ -81,6 +85,22 @@ def sqlalchemy_url(url: DatabaseURL) -> URL:
     )
 
 
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid4()}__"
+
+
+# Behind PgBouncer's transaction pooling (before 1.21) each transaction may run on another
+# server connection: a cached prepared statement may not exist there, and asyncpg's
+# per-process statement names collide between processes. So: no statement cache in
+# SQLAlchemy or asyncpg, and a unique name for every statement (sqlalchemy #6467,
+# asyncpg #945, #1058).
+PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
+    "prepared_statement_cache_size": 0,
+    "statement_cache_size": 0,
+    "prepared_statement_name_func": _unique_statement_name,
+}
+
+
 def _mark_used(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
     record.info[_LAST_USED] = time.monotonic()
 
@@ -114,7 +134,8 @@ def create_engine(
     """Create an engine with the settings' pool, ping and echo configuration.
 
     ``pooled=False`` gives a NullPool engine, for one-shot commands that run their own
-    event loop (an engine must not outlive its loop).
+    event loop (an engine must not outlive its loop). ``DB_PGBOUNCER`` adds
+    ``PGBOUNCER_CONNECT_ARGS``.
     """
     settings = settings or get_settings()
     url = url or database_url(settings)
@@ -128,6 +149,8 @@ def create_engine(
         )
     else:
         options["poolclass"] = NullPool
+    if settings.pgbouncer:
+        options["connect_args"] = {**PGBOUNCER_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
     options.update(kwargs)
     engine = create_async_engine(sqlalchemy_url(url), **options)
     if pooled and settings.pool_pre_ping:
@@ -218,6 +241,22 @@ async def get_db() -> AsyncIterator[AsyncSession]:
     """Yield a session per request (FastAPI dependency), with ``session_scope()``'s rules."""
     async with session_scope() as session:
         yield session
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a new event loop and dispose the engine before that loop ends.
+
+    The way commands and scripts run async code: an engine must never outlive the loop
+    its connections belong to, and the next ``run`` gets a fresh one.
+    """
+
+    async def scoped() -> T:
+        try:
+            return await main
+        finally:
+            await dispose()
+
+    return asyncio.run(scoped())
 
 
 @asynccontextmanager

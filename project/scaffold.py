@@ -31,6 +31,13 @@ from project.models import Base  # noqa: F401
     "commands.py": '''"""The {name} app's commands: each click command here joins ``manage.py``."""
 
 import click  # noqa: F401
+
+# @click.command("{name}-stats")
+# def stats() -> None:
+#     """Say how many rows the app has."""
+#     from project import db  # heavy imports inside the body keep --help fast
+#
+#     click.echo(db.run(count_rows()))  # db.run disposes the engine before its loop ends
 ''',
 }
 

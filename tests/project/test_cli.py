@@ -22,7 +22,14 @@ import pytest
 
 from project.apps import Apps, apps
 from project.exceptions import CommandError, ImproperlyConfigured, ProjectError
-from project.management import builtin_command_names, call_command, cli, describe, main
+from project.management import (
+    app_commands,
+    builtin_command_names,
+    call_command,
+    cli,
+    describe,
+    main,
+)
 from project.scaffold import startapp
 from project.urls import DatabaseURL
 
@@ -94,7 +101,12 @@ def test_builtin_command_names_lists_the_command_files() -> None:
     assert not any(name.startswith("_") for name in names)
 
 
-@pytest.mark.parametrize("command", builtin_command_names())
+def _every_command() -> list[str]:
+    """The built-in commands and the installed apps' commands."""
+    return sorted(set(builtin_command_names()) | {n for n in app_commands() if "." not in n})
+
+
+@pytest.mark.parametrize("command", _every_command())
 def test_every_command_has_help(command: str) -> None:
     result = manage(command, "--help")
     assert result.returncode == 0, result.stderr
@@ -114,11 +126,12 @@ def test_top_level_help_lists_every_command() -> None:
 _IMPORT_PROBE = """
 import json, sys
 import click
-from project.management import builtin_command_names, cli
+from project.management import app_commands, builtin_command_names, cli
 
 HEAVY = ("sqlalchemy", "alembic", "asyncpg")
 found = {}
-for args in [["--help"]] + [[name, "--help"] for name in builtin_command_names()]:
+names = builtin_command_names() + sorted(n for n in app_commands() if "." not in n)
+for args in [["--help"]] + [[name, "--help"] for name in names]:
     try:
         cli.main(args=args, prog_name="manage.py", standalone_mode=False)
     except (SystemExit, click.exceptions.Exit):
@@ -142,7 +155,7 @@ def test_help_imports_no_database_library() -> None:
     found = json.loads(result.stdout.splitlines()[-1])
     assert found["--help"] == []
     assert found == {key: [] for key in found}
-    assert len(found) == len(builtin_command_names()) + 1
+    assert len(found) == len(_every_command()) + 1
 
 
 # --- errors through the real process -------------------------------------------------

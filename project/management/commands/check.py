@@ -28,9 +28,7 @@ def _deploy_problems() -> list[str]:
 @click.option("--deploy", is_flag=True, help="Also check settings for production.")
 def command(deploy: bool) -> None:
     """Check settings, the database connection, the migration heads and the models."""
-    import asyncio
-
-    from project import dbadmin, migrations
+    from project import db, dbadmin, migrations
     from project.conf import get_settings
     from project.db import database_url
 
@@ -48,7 +46,7 @@ def command(deploy: bool) -> None:
             finally:
                 await conn.close()
 
-        click.echo(f"database: reachable (PostgreSQL {asyncio.run(version())})")
+        click.echo(f"database: reachable (PostgreSQL {db.run(version())})")
     except Exception as error:  # any failure to connect is a problem to report, not a crash
         from project.management import describe, scrub
 

@@ -6,13 +6,11 @@ import click
 @click.command()
 def command() -> None:
     """Create the configured database."""
-    import asyncio
-
-    from project import dbadmin
+    from project import db, dbadmin
     from project.db import database_url
 
     url = database_url()
-    if asyncio.run(dbadmin.create_database(url)):
+    if db.run(dbadmin.create_database(url)):
         click.echo(f"Created database {url.database!r}.")
     else:
         click.echo(f"Database {url.database!r} already exists.")

@@ -9,14 +9,12 @@ from project.management.base import confirm, destructive
 @destructive
 def command(yes: bool, force_production: bool) -> None:
     """Drop the configured database and everything in it."""
-    import asyncio
-
-    from project import dbadmin
+    from project import db, dbadmin
     from project.db import database_url
 
     url = database_url()
     confirm(f"drop database {url.database!r}", yes=yes, force_production=force_production)
-    if asyncio.run(dbadmin.drop_database(url)):
+    if db.run(dbadmin.drop_database(url)):
         click.echo(f"Dropped database {url.database!r}.")
     else:
         click.echo(f"Database {url.database!r} does not exist.")

@@ -9,12 +9,10 @@ from project.management.base import confirm, destructive
 @destructive
 def command(yes: bool, force_production: bool) -> None:
     """Delete every row, keeping the schema and the migration history."""
-    import asyncio
-
-    from project import dbadmin
+    from project import db, dbadmin
     from project.db import database_url
 
     url = database_url()
     confirm(f"delete every row in {url.database!r}", yes=yes, force_production=force_production)
-    tables = asyncio.run(dbadmin.flush(url))
+    tables = db.run(dbadmin.flush(url))
     click.echo(f"Emptied {len(tables)} tables.")

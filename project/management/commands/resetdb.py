@@ -10,16 +10,14 @@ from project.management.base import confirm, destructive
 @destructive
 def command(seed: bool, yes: bool, force_production: bool) -> None:
     """Drop and recreate the database, then migrate it (and seed it with --seed)."""
-    import asyncio
-
-    from project import dbadmin, migrations
+    from project import db, dbadmin, migrations
     from project.db import database_url
     from project.management import call_command
 
     url = database_url()
     confirm(f"drop and recreate {url.database!r}", yes=yes, force_production=force_production)
-    asyncio.run(dbadmin.drop_database(url))
-    asyncio.run(dbadmin.create_database(url))
+    db.run(dbadmin.drop_database(url))
+    db.run(dbadmin.create_database(url))
     click.echo(f"Recreated database {url.database!r}.")
     migrations.upgrade("head", echo=click.echo)
     if seed:

@@ -17,11 +17,9 @@ import click
 @click.option("--random-seed", type=int, help="Make the generated data repeatable.")
 def command(apps: tuple[str, ...], count: int, random_seed: int | None) -> None:
     """Run the installed apps' seeders (or those of APPS) in one transaction."""
-    import asyncio
+    from project import db, seeding
 
-    from project import seeding
-
-    report = asyncio.run(
+    report = db.run(
         seeding.run(apps, count=count, random_seed=random_seed, show_progress=sys.stdout.isatty())
     )
     for line in report.lines():
