@@ -306,6 +306,7 @@ async def run(
         for item in ordered:
             ctx.current = item.name
             began = time.perf_counter()
+            rows_before = sum(ctx.rows_written.values())
             try:
                 await item.func(ctx)
             except ProjectError as error:
@@ -315,4 +316,9 @@ async def run(
 
                 raise SeedError(f"seeder {item.name} failed: {describe(error)}") from error
             timings[item.name] = time.perf_counter() - began
+            if show_progress:  # each seeder's line, under its bar if it drew one
+                import click
+
+                rows = sum(ctx.rows_written.values()) - rows_before
+                click.echo(f"  {item.name}: {rows} rows in {timings[item.name]:.2f} s")
     return SeedReport(timings, ctx.rows_written, time.perf_counter() - started)

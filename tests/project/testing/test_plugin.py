@@ -171,3 +171,33 @@ def test_fingerprint_follows_migration_files(
     assert databases.fingerprint() == before
     (copy / "migrations" / "versions" / "extra.py").write_text("# a new revision\n")
     assert databases.fingerprint() != before
+
+
+async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
+    db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from project import dbadmin
+
+    server = db_url.with_database(f"plugincheck{os.getpid()}")
+    monkeypatch.setattr(databases, "fingerprint", lambda: "cccccccccccc")
+    template, _ = await databases.ensure_template(server, rebuild=True)
+    leftover = server.with_database(databases.base_name(server) + "_gw5")
+    await dbadmin.create_database(leftover)  # as a crashed run would leave it, stale schema
+    conn = await dbadmin.connect(leftover)
+    try:
+        await conn.execute("CREATE TABLE stale_schema (x int)")
+    finally:
+        await conn.close()
+    clone = await databases.clone(server, template, "gw5")
+    try:
+        assert clone.url.database == leftover.database  # its name is free: nobody holds it
+        conn = await dbadmin.connect(clone.url)
+        try:
+            tables = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables")}
+        finally:
+            await conn.close()
+        assert "stale_schema" not in tables
+        assert "alembic_version" in tables
+    finally:
+        await clone.release()
+        await dbadmin.drop_database(server.with_database(template))
