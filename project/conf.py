@@ -42,6 +42,9 @@ class Settings:
     # A direct (not pooled by PgBouncer) URL for migrations and their advisory lock.
     database_direct_url: DatabaseURL | None = None
     migrate_lock_timeout: float = 60.0
+    # DATABASE_URL goes through PgBouncer in transaction pooling mode (older than 1.21):
+    # no statement caches, a unique name for every prepared statement.
+    pgbouncer: bool = False
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -159,6 +162,7 @@ def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Se
         pool_recycle=get("DB_POOL_RECYCLE", _int(0), "a non-negative number of seconds", 1800),
         pool_pre_ping=get("DB_POOL_PRE_PING", _bool, "true or false", True),
         database_direct_url=_url("DATABASE_DIRECT_URL", values.get("DATABASE_DIRECT_URL")),
+        pgbouncer=get("DB_PGBOUNCER", _bool, "true or false", False),
         migrate_lock_timeout=get(
             "MIGRATE_LOCK_TIMEOUT", _seconds, "a positive number of seconds", 60.0
         ),
