@@ -18,15 +18,17 @@ from project.urls import DatabaseURL
 
 
 async def terminate_backends(url: DatabaseURL) -> int:
-    """Kill every server process connected to ``url``'s database but this one."""
+    """Kill every server process connected to ``url``'s database but this one, and wait
+    until they are gone: then the server is "back"."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     conn = await dbadmin.connect(url)
     try:
-        return int(
-            await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
+        killed = int(await conn.fetchval(f"SELECT count(pg_terminate_backend(pid)) {others}"))
+        deadline = time.monotonic() + 10
+        # Polling the server: there is no event to wait on.
+        while await conn.fetchval(f"SELECT count(*) {others}") and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        return killed
     finally:
         await conn.close()
 
