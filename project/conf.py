@@ -25,6 +25,20 @@ _FALSE = {"0", "false", "no", "off"}
 _NEWLINE = re.compile(r"\r\n|\n|\r")
 
 T = TypeVar("T")
+#: Every variable the settings read.
+VARIABLES = (
+    "DATABASE_URL",
+    "DATABASE_DIRECT_URL",
+    "ENVIRONMENT",
+    "DEBUG",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT",
+    "DB_POOL_RECYCLE",
+    "DB_POOL_PRE_PING",
+    "DB_PGBOUNCER",
+    "MIGRATE_LOCK_TIMEOUT",
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import pytest
 
+from project import conf
 from project.apps import Apps, apps
 from project.exceptions import CommandError, ImproperlyConfigured, ProjectError
 from project.management import (
@@ -36,18 +37,7 @@ from project.urls import DatabaseURL
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
 # Every variable the settings read: the subprocesses get only what a test sets.
-SETTING_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_DIRECT_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+SETTING_VARIABLES = conf.VARIABLES
 
 
 def manage(

@@ -26,18 +26,7 @@ PASSWORD = "s3cr3t-Pw!"
 PASSWORD_FORMS = (PASSWORD, "s3cr3t-Pw%21", "s3cr3t")
 URL = f"postgresql://app:{PASSWORD}@db.example.com:6543/orders"
 
-VARIABLES = (
-    "DATABASE_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "DATABASE_DIRECT_URL",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+VARIABLES = conf.VARIABLES
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from project import dbadmin, migrations
+from project import conf, dbadmin, migrations
 from project.exceptions import CommandError
 from project.management import call_command
 from project.urls import DatabaseURL
@@ -30,18 +30,7 @@ from tests.support import copy_project, write_revision
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ROOT / "migrations" / "versions"
 PASSWORD = "S3cretPw"
-SETTING_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_DIRECT_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+SETTING_VARIABLES = conf.VARIABLES
 
 
 def environment(url: DatabaseURL | str, **extra: str) -> dict[str, str]:

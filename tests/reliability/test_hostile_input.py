@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from apps.tools.models import Tool
-from project import dbadmin
+from project import conf, dbadmin
 from project.columns import EnumString
 from project.enums import ExecutionStatus, NodeType, ToolType
 from project.urls import DatabaseURL
@@ -40,6 +40,7 @@ CASES: dict[str, Case] = {
     "negative overflow": Case(("check",), 1, "DB_MAX_OVERFLOW", {"DB_MAX_OVERFLOW": "-3"}),
     "negative timeout": Case(("check",), 1, "DB_POOL_TIMEOUT", {"DB_POOL_TIMEOUT": "-1"}),
     "recycle not a number": Case(("check",), 1, "DB_POOL_RECYCLE", {"DB_POOL_RECYCLE": "1h"}),
+    "pgbouncer not a bool": Case(("check",), 1, "DB_PGBOUNCER", {"DB_PGBOUNCER": "sometimes"}),
     "pre-ping not a bool": Case(("check",), 1, "DB_POOL_PRE_PING", {"DB_POOL_PRE_PING": "perhaps"}),
     "unknown environment": Case(("check",), 1, "ENVIRONMENT", {"ENVIRONMENT": "prod; rm -rf"}),
     "unknown url scheme": Case(
@@ -121,7 +122,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def manage(project: Path, url: str, case: Case, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_"))}
+    env = {k: v for k, v in os.environ.items() if k not in conf.VARIABLES}
     env.update({"DATABASE_URL": url, **case.env})
     args = list(case.args)
     if case.env_file is not None:
