@@ -155,7 +155,7 @@ def clone_vs_bare(url: DatabaseURL, template: str) -> tuple[float, float]:
                 started = time.perf_counter()
                 worker = await databases.clone(url.with_database("bench"), template, "gw0")
                 ours.append(time.perf_counter() - started)
-                await worker.release()
+                await worker.release(keep=False)
         finally:
             await conn.close()
         return statistics.median(ours), statistics.median(bare)

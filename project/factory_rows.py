@@ -144,7 +144,13 @@ def compile_plan(factory: type[Factory[Any]], overrides: dict[str, Any]) -> dict
 
 def rows(factory: type[Factory[Any]], count: int, **overrides: Any) -> Iterator[dict[str, Any]]:
     """Yield ``count`` dicts of field values built from ``factory``'s declarations."""
-    plan = compile_plan(factory, overrides)
+    return evaluate(factory, compile_plan(factory, overrides), count)
+
+
+def evaluate(
+    factory: type[Factory[Any]], plan: dict[str, Evaluator], count: int
+) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` dicts of field values from a compiled ``plan``."""
     names = list(plan)
     next_sequence: Callable[[], int] = factory._meta.next_sequence
     for _ in range(count):

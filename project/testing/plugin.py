@@ -7,13 +7,16 @@
   under test may commit (a savepoint). Factories, ``get_db()`` and ``session_scope()`` use
   that transaction too.
 - ``transactional_db``: for tests that need real commits; the tables are emptied after.
-- ``--create-db`` rebuilds the template.
+- ``--create-db`` rebuilds the template. A worker database left clean (same tables and
+  migration history, every table empty) is kept for the next run, which then skips the
+  clone; anything else is dropped (``--drop-db`` drops them all).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -42,16 +45,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Rebuild the migrated template database even if the migrations did not change.",
     )
+    group.addoption(
+        "--drop-db",
+        action="store_true",
+        help="Drop this run's worker databases at the end instead of keeping clean ones "
+        "for the next run.",
+    )
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def _server_url() -> DatabaseURL:
-    from project import db
-
-    return db.database_url()
 
 
 def _fail(message: str) -> None:
@@ -66,35 +69,44 @@ def _describe(error: BaseException) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Build or reuse the template (controller), then clone it (every test process)."""
+    """Check the server (xdist controller), or prepare this process's database.
+
+    The controller imports no SQLAlchemy: each test process, which needs it anyway,
+    makes sure the template exists and clones it, one at a time under an advisory lock.
+    """
     global _worker_db
-    from project import db
     from project.testing import databases
 
     config = session.config
     try:
-        url = _server_url()
+        url = databases.server_url()
         if not _is_worker(config):
-            name, built = loop.run(
-                databases.ensure_template(url, rebuild=config.getoption("create_db"))
+            config.stash[_RUN_ID] = uuid.uuid4().hex
+        if not _is_worker(config) and _uses_xdist(config):
+            loop.run(databases.check_server(url))
+            return
+        run_id = (
+            getattr(config, "workerinput")["run_id"]  # noqa: B009
+            if _is_worker(config)
+            else config.stash[_RUN_ID]
+        )
+        _worker_db = loop.run(
+            databases.clone(
+                url,
+                None,
+                os.environ.get("PYTEST_XDIST_WORKER"),
+                rebuild=config.getoption("create_db"),
+                run_id=run_id,
             )
-            config.stash[_TEMPLATE] = name
-            if built:
-                print(f"\nbuilt template database {name}")
-        if _is_worker(config) or not _uses_xdist(config):
-            template: str = (
-                getattr(config, "workerinput")["template"]  # noqa: B009
-                if _is_worker(config)
-                else config.stash[_TEMPLATE]
-            )
-            worker = os.environ.get("PYTEST_XDIST_WORKER")
-            _worker_db = loop.run(databases.clone(url, template, worker))
-            db.set_database_url(_worker_db.url)
+        )
+        from project import db
+
+        db.set_database_url(_worker_db.url)
     except Exception as error:
         _fail(f"{_describe(error)}; start PostgreSQL or point DATABASE_URL at one")
 
 
-_TEMPLATE = pytest.StashKey[str]()
+_RUN_ID = pytest.StashKey[str]()
 
 
 def _uses_xdist(config: pytest.Config) -> bool:
@@ -103,20 +115,22 @@ def _uses_xdist(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """Hand the template's name to each xdist worker."""
-    node.workerinput["template"] = node.config.stash[_TEMPLATE]
+    """Hand the run's id to each xdist worker (``--create-db`` rebuilds once per run)."""
+    node.workerinput["run_id"] = node.config.stash[_RUN_ID]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Dispose the engine, drop this process's clone, and close the loop."""
     global _worker_db
+    if _worker_db is None:  # the xdist controller: it never touched SQLAlchemy
+        loop.close()
+        return
     from project import db
 
     try:
         loop.run(db.dispose())
-        if _worker_db is not None:
-            loop.run(_worker_db.release())
-            _worker_db = None
+        loop.run(_worker_db.release(keep=not session.config.getoption("drop_db")))
+        _worker_db = None
     finally:
         db.set_database_url(None)
         loop.close()

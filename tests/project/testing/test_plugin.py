@@ -155,7 +155,7 @@ async def test_template_reused_then_rebuilt_when_fingerprint_changes(
         finally:
             await conn.close()
     finally:
-        await clone.release()
+        await clone.release(keep=False)
         await dbadmin.drop_database(server.with_database(second))
 
 
@@ -199,5 +199,5 @@ async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
         assert "stale_schema" not in tables
         assert "alembic_version" in tables
     finally:
-        await clone.release()
+        await clone.release(keep=False)
         await dbadmin.drop_database(server.with_database(template))
