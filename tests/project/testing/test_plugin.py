@@ -201,3 +201,65 @@ async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
     finally:
         await clone.release(keep=False)
         await dbadmin.drop_database(server.with_database(template))
+
+
+async def test_clean_clones_are_kept_and_reused_dirty_ones_replaced(
+    db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from project import dbadmin
+
+    server = db_url.with_database(f"plugincheck{os.getpid()}")
+    monkeypatch.setattr(databases, "fingerprint", lambda: "dddddddddddd")
+    template, _ = await databases.ensure_template(server, rebuild=True)
+    try:
+        first = await databases.clone(server, template, "gw6")
+        assert not first.reused
+        assert await first.release()  # untouched: kept, marked clean
+        second = await databases.clone(server, template, "gw6")
+        assert second.reused
+        conn = await dbadmin.connect(second.url)
+        try:  # a test that committed a row and did not clean up
+            await conn.execute("CREATE TABLE left_behind (x int)")
+        finally:
+            await conn.close()
+        assert not await second.release()  # dirty: dropped
+        assert not await dbadmin.database_exists(second.url)
+        third = await databases.clone(server, template, "gw6")
+        assert not third.reused
+        assert not await third.release(keep=False)
+    finally:
+        await dbadmin.drop_database(server.with_database(template))
+
+
+async def test_create_db_rebuilds_once_per_run(
+    db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from project import dbadmin
+
+    server = db_url.with_database(f"plugincheck{os.getpid()}")
+    monkeypatch.setattr(databases, "fingerprint", lambda: "eeeeeeeeeeee")
+    name, _ = await databases.ensure_template(server)
+    try:
+        assert (await databases.ensure_template(server, rebuild=True, run_id="a"))[1]
+        # The other processes of run "a" find it already rebuilt; run "b" rebuilds again.
+        assert not (await databases.ensure_template(server, rebuild=True, run_id="a"))[1]
+        assert (await databases.ensure_template(server, rebuild=True, run_id="b"))[1]
+    finally:
+        await dbadmin.drop_database(server.with_database(name))
+
+
+CONTROLLER_PROBE = """
+import sys
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        with open("controller_modules.txt", "w") as f:
+            f.write(" ".join(m for m in ("sqlalchemy", "alembic") if m in sys.modules))
+"""
+
+
+def test_xdist_controller_imports_no_sqlalchemy(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONTROLLER_PROBE)
+    result = _inner(pytester, "-n", "2")
+    result.assert_outcomes(passed=3)
+    assert (pytester.path / "controller_modules.txt").read_text() == ""
