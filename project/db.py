@@ -29,6 +29,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_
 
 from project.conf import Settings, get_settings
+from project.exceptions import ProjectError
 from project.urls import DatabaseURL
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ class _State:
         self.url: DatabaseURL | None = None
         self.engine: AsyncEngine | None = None
         self.binds: list[AsyncConnection] = []
+        self.sessions: list[AsyncSession] = []  # what factories write through
 
 
 _state = _State()
@@ -207,6 +209,26 @@ def bind_to(connection: AsyncConnection) -> Iterator[None]:
         yield
     finally:
         _state.binds.remove(connection)
+
+
+@contextmanager
+def use_session(session: AsyncSession) -> Iterator[AsyncSession]:
+    """Make factories write through ``session`` while the block runs."""
+    _state.sessions.append(session)
+    try:
+        yield session
+    finally:
+        _state.sessions.remove(session)
+
+
+def current_session() -> AsyncSession:
+    """Return the session factories write through."""
+    if not _state.sessions:
+        raise ProjectError(
+            "no session for factories: use the db_session fixture, use_session(session), "
+            "or pass _session=session"
+        )
+    return _state.sessions[-1]
 
 
 class _LazySessionMaker(async_sessionmaker[AsyncSession]):

@@ -12,40 +12,21 @@ the calls in ``use_session(session)`` or pass ``_session=session``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from factory.base import Factory
 from factory.declarations import LazyFunction, Trait
 
+from project.db import current_session, use_session
 from project.exceptions import ProjectError
+
+__all__ = ["AsyncFactory", "current_session", "use_session"]
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 M = TypeVar("M")
-_sessions: list[AsyncSession] = []
-
-
-@contextmanager
-def use_session(session: AsyncSession) -> Iterator[AsyncSession]:
-    """Make factories write through ``session`` while the block runs."""
-    _sessions.append(session)
-    try:
-        yield session
-    finally:
-        _sessions.remove(session)
-
-
-def current_session() -> AsyncSession:
-    """Return the session factories write through."""
-    if not _sessions:
-        raise ProjectError(
-            "no session for factories: use the db_session fixture, use_session(session), "
-            "or pass _session=session"
-        )
-    return _sessions[-1]
 
 
 class AsyncFactory(Factory[M], Generic[M]):

@@ -98,32 +98,76 @@ def _key(name: str) -> int:
     return zlib.crc32(f"pastetrader.test-db:{name}".encode())
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a clean clone holds: these tables, all empty but the migration history."""
+
+    tables: tuple[str, ...]
+    versions: tuple[str, ...]
+
+    def note(self, prefix: str) -> str:
+        """Return a database comment that records this shape after ``prefix``."""
+        return f"{prefix}; tables: {' '.join(self.tables)}; versions: {' '.join(self.versions)}"
+
+    @classmethod
+    def from_note(cls, note: str | None) -> Shape | None:
+        """Read the shape back from a comment written by ``note()`` (None: no shape)."""
+        parts = dict(p.split(": ", 1) for p in (note or "").split("; ")[1:] if ": " in p)
+        if "tables" not in parts or "versions" not in parts:
+            return None
+        return cls(tuple(parts["tables"].split()), tuple(parts["versions"].split()))
+
+    @classmethod
+    async def of(cls, conn: asyncpg.Connection) -> Shape:
+        """Read the shape of the database ``conn`` is connected to."""
+        tables = tuple(
+            row[0]
+            for row in await conn.fetch(
+                "SELECT quote_ident(tablename) FROM pg_tables "
+                "WHERE schemaname = 'public' ORDER BY 1"
+            )
+        )
+        versions: tuple[str, ...] = ()
+        if "alembic_version" in tables:
+            rows = await conn.fetch("SELECT version_num FROM alembic_version ORDER BY 1")
+            versions = tuple(row[0] for row in rows)
+        return cls(tables, versions)
+
+
 async def _ensure_template_locked(
     conn: asyncpg.Connection, url: DatabaseURL, name: str, *, rebuild: bool, run_id: str | None
 ) -> bool:
     """Make sure template ``name`` exists; ``conn`` holds LOCK_KEY. Return: built now.
 
     ``rebuild`` forces a new build, once per ``run_id``: the processes of one run share it.
+    The template's comment records who built it and its shape (see ``Shape``).
     """
     rows = await conn.fetch(
         "SELECT datname, shobj_description(oid, 'pg_database') AS note FROM pg_database "
         "WHERE datname LIKE $1",
         base_name(url).replace("_", r"\_") + r"\_tpl\_%",
     )
-    notes = {row["datname"]: row["note"] for row in rows}
+    notes = {row["datname"]: row["note"] or "" for row in rows}
     marker = f"built by run {run_id}" if run_id else "built"
-    if name in notes and (not rebuild or notes[name] == marker):
+    if name in notes and (not rebuild or notes[name].split(";")[0] == marker):
         return False
     for stale in notes:  # old fingerprints and half-built leftovers
         await drop(url.with_database(stale), conn)
     building = url.with_database(f"{name}_new")
     await dbadmin.create_database(building, conn=conn)
     await asyncio.to_thread(_migrate, building)
+    built = await dbadmin.connect(building)
+    try:
+        shape = await Shape.of(built)
+    finally:
+        await built.close()
     quoted_new = dbadmin.quote_identifier(building.database)
-    quoted = dbadmin.quote_identifier(name)
-    await conn.execute(f"ALTER DATABASE {quoted_new} RENAME TO {quoted}")
-    await conn.execute(f"ALTER DATABASE {quoted} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
-    await conn.execute(f"COMMENT ON DATABASE {quoted} IS '{marker}'")
+    await conn.execute(f"ALTER DATABASE {quoted_new} RENAME TO {dbadmin.quote_identifier(name)}")
+    await conn.execute(
+        f"ALTER DATABASE {dbadmin.quote_identifier(name)} WITH IS_TEMPLATE true "
+        "ALLOW_CONNECTIONS false"
+    )
+    await _set_note(conn, name, shape.note(marker))
     return True
 
 
@@ -150,12 +194,14 @@ def _migrate(url: DatabaseURL) -> None:
         db.set_database_url(None)
 
 
-async def _note(conn: asyncpg.Connection, name: str) -> str | None:
-    """Return the comment on database ``name``: what the plugin wrote about it."""
-    note: str | None = await conn.fetchval(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name
+async def _notes(conn: asyncpg.Connection, *names: str) -> dict[str, str | None]:
+    """Return the comment of each existing database of ``names``."""
+    rows = await conn.fetch(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE datname = ANY($1::text[])",
+        list(names),
     )
-    return note
+    return {row[0]: row[1] for row in rows}
 
 
 async def _set_note(conn: asyncpg.Connection, name: str, note: str) -> None:
@@ -167,6 +213,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _clean_note(template: str) -> str:
+    return f"clean clone of {template}"
+
+
 @dataclass
 class WorkerDatabase:
     """This process's clone, and the connection that holds its name."""
@@ -174,7 +224,6 @@ class WorkerDatabase:
     url: DatabaseURL
     lock: asyncpg.Connection
     template: str
-    shape: tuple[list[str], list[str]]  # tables and migration versions, as cloned
     template_built: bool = False
     reused: bool = False
 
@@ -182,7 +231,7 @@ class WorkerDatabase:
         """Let go of the clone: keep it for the next run if it is as clean as the template
         left it (then the next run skips the clone), drop it otherwise. Return: kept."""
         try:
-            if keep and await _is_clean(self.url, self.shape):
+            if keep and await self._is_clean():
                 await _set_note(self.lock, self.url.database, _clean_note(self.template))
                 return True
             await drop(self.url, self.lock)
@@ -190,40 +239,25 @@ class WorkerDatabase:
         finally:
             await self.lock.close()
 
-
-def _clean_note(template: str) -> str:
-    return f"clean clone of {template}"
-
-
-async def _shape(conn: asyncpg.Connection) -> tuple[list[str], list[str]]:
-    """Return the database's tables and the versions in its migration history."""
-    tables = [
-        row[0]
-        for row in await conn.fetch(
-            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-        )
-    ]
-    versions = []
-    if "alembic_version" in tables:
-        versions = [r[0] for r in await conn.fetch("SELECT version_num FROM alembic_version")]
-    return tables, sorted(versions)
-
-
-async def _is_clean(url: DatabaseURL, shape: tuple[list[str], list[str]]) -> bool:
-    """Return whether the clone is as cloned: the same tables and migration history, and
-    every other table empty (tests roll back, and transactional_db truncates)."""
-    conn = await dbadmin.connect(url)
-    try:
-        if await _shape(conn) != shape:
+    async def _is_clean(self) -> bool:
+        """Return whether the clone has the template's tables and migration history,
+        every other table empty (tests roll back, and transactional_db truncates)."""
+        notes = await _notes(self.lock, self.template)
+        expected = Shape.from_note(notes.get(self.template))
+        if expected is None:  # a template from before shapes were recorded
             return False
-        for table in shape[0]:
-            if table != "alembic_version" and await conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {table})"
-            ):
+        conn = await dbadmin.connect(self.url)
+        try:
+            if await Shape.of(conn) != expected:
                 return False
-        return True
-    finally:
-        await conn.close()
+            for table in expected.tables:
+                if table != "alembic_version" and await conn.fetchval(
+                    f"SELECT EXISTS (SELECT 1 FROM {table})"
+                ):
+                    return False
+            return True
+        finally:
+            await conn.close()
 
 
 async def _claim_name(lock: asyncpg.Connection, wanted: str) -> str:
@@ -259,31 +293,27 @@ async def clone(
             await _claim_name(lock, base_name(url) + (f"_{worker}" if worker else ""))
         )
         await lock.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
-        built = False
+        built = reused = False
         try:
             if template is None:
                 built = await _ensure_template_locked(
                     lock, url, wanted, rebuild=rebuild, run_id=run_id
                 )
-            reused = not (built or rebuild) and await _note(lock, target.database) == _clean_note(
-                wanted
-            )
-            if not reused:
-                await drop(target, lock)  # a crashed run's leftover: never trust its schema
+            notes = await _notes(lock, target.database)
+            if target.database not in notes:
+                await dbadmin.create_database(target, template=wanted, conn=lock)
+            elif not (built or rebuild) and notes[target.database] == _clean_note(wanted):
+                reused = True  # marked in use below: a crash must not leave it "clean"
+                await _set_note(lock, target.database, "in use")
+            else:  # a crashed run's or another template's: never trust its schema
+                await drop(target, lock)
                 await dbadmin.create_database(target, template=wanted, conn=lock)
         finally:
             await lock.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-        # Until a clean release says otherwise, the clone is in use (or was left dirty).
-        await _set_note(lock, target.database, "in use")
-        conn = await dbadmin.connect(target)
-        try:
-            shape = await _shape(conn)
-        finally:
-            await conn.close()
     except BaseException:
         await lock.close()
         raise
-    return WorkerDatabase(target, lock, wanted, shape, built, reused)
+    return WorkerDatabase(target, lock, wanted, built, reused)
 
 
 def server_url() -> DatabaseURL:

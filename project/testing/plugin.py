@@ -178,7 +178,7 @@ async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """Yield a session in a transaction that is rolled back after the test."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from project import db, factories
+    from project import db
 
     async with db_engine.connect() as connection:
         transaction = await connection.begin()
@@ -186,11 +186,13 @@ async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         try:
-            with db.bind_to(connection), factories.use_session(session):
+            with db.bind_to(connection), db.use_session(session):
                 yield session
         finally:
-            await session.close()
+            # Outer rollback first: the session then closes without a round trip of its
+            # own to roll back its savepoint.
             await transaction.rollback()
+            await session.close()
 
 
 @pytest.fixture
