@@ -11,8 +11,11 @@ the calls in ``use_session(session)`` or pass ``_session=session``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable, Hashable, Iterator
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from factory.base import Factory
@@ -89,16 +92,39 @@ def _direct_plan(
     factory: type[AsyncFactory[Any]], kwargs: dict[str, Any]
 ) -> Callable[[int], Iterator[dict[str, Any]]] | None:
     """Return a direct evaluator of ``factory``'s declarations, or None if it needs
-    factory_boy's own machinery."""
+    factory_boy's own machinery. Plans are cached per factory and (hashable) arguments:
+    a test suite calls the same factory the same way many times."""
+    from project import factory_rows
+
+    key: Hashable | None = None
+    cached = None
+    if all(isinstance(value, _PLAIN) for value in kwargs.values()):
+        # Only plain values key the cache: an object would be kept alive by it.
+        key = (factory, tuple(sorted(kwargs.items())))
+        cached = _plans.get(key)
+    if cached is None:
+        cached = _compile(factory, kwargs)
+        if key is not None:
+            _plans[key] = cached
+    if cached is False:
+        return None
+    plan = cached
+    return lambda size: factory_rows.evaluate(factory, plan, size)
+
+
+def _compile(factory: type[AsyncFactory[Any]], kwargs: dict[str, Any]) -> Any:
     from project import factory_rows
 
     if any(
         getattr(factory, hook).__func__ is not getattr(Factory, hook).__func__
         for hook in _FACTORY_HOOKS
     ):
-        return None
+        return False
     try:
-        plan = factory_rows.compile_plan(factory, kwargs)
+        return factory_rows.compile_plan(factory, kwargs)
     except ProjectError:
-        return None
-    return lambda size: factory_rows.evaluate(factory, plan, size)
+        return False
+
+
+_plans: dict[Hashable, Any] = {}
+_PLAIN = (str, int, float, bool, type(None), Enum, uuid.UUID, date, time, Decimal)
