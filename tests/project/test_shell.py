@@ -27,7 +27,7 @@ import pytest
 from project import dbadmin
 from project.apps import apps
 from project.models import Base
-from project.shell import SQL_NAMES
+from project.shell.namespace import SQL_NAMES
 from project.urls import DatabaseURL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,7 +243,7 @@ def test_command_that_raises_prints_the_traceback_and_exits_1(
     assert result.stderr.startswith("Traceback (most recent call last):\n")
     assert '  File "<string>", line 2, in <module>\n    x / 0\n' in result.stderr
     assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
-    assert "project/shell.py" not in result.stderr  # the shell's own frames are left out
+    assert "project/shell/" not in result.stderr  # the shell's own frames are left out
 
 
 @pytest.mark.parametrize(
@@ -473,7 +473,7 @@ def test_an_error_prints_its_traceback_and_the_shell_goes_on(
     out = terminal.type("1 / 0")
     assert 'File "<console>", line 1, in <module>' in out
     assert "ZeroDivisionError" in out
-    assert "project/shell.py" not in out
+    assert "project/shell/" not in out
     await_line = 'await session.rollback(); print(await session.scalar(text("select 7")))'
     assert "7\n" in terminal.type(await_line)
     terminal.send(b"\x04")
