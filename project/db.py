@@ -266,11 +266,14 @@ async def get_db() -> AsyncIterator[AsyncSession]:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on a new event loop and dispose the engine before that loop ends.
+    """Run ``main`` on a new event loop, with an engine of its own disposed before that
+    loop ends.
 
     The way commands and scripts run async code: an engine must never outlive the loop
-    its connections belong to, and the next ``run`` gets a fresh one.
+    its connections belong to, nor be used from another one, so an engine made on a
+    running loop elsewhere (a test session's) is set aside meanwhile and then restored.
     """
+    saved, _state.engine = _state.engine, None
 
     async def scoped() -> T:
         try:
@@ -278,7 +281,10 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         finally:
             await dispose()
 
-    return asyncio.run(scoped())
+    try:
+        return asyncio.run(scoped())
+    finally:
+        _state.engine = saved
 
 
 @asynccontextmanager

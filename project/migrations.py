@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from project.urls import DatabaseURL
+
 T = TypeVar("T")
 LOCK_NAME = "pastetrader.migrate"
 LOCK_KEY = zlib.crc32(LOCK_NAME.encode())  # a stable 32-bit key for pg_advisory_lock
@@ -87,11 +89,11 @@ def target_metadata() -> MetaData:
     return Base.metadata
 
 
-def create_migration_engine() -> AsyncEngine:
-    """Create a one-shot engine on the direct database URL."""
+def create_migration_engine(url: DatabaseURL | None = None) -> AsyncEngine:
+    """Create a one-shot engine on ``url`` (default: the direct database URL)."""
     from project.db import create_engine, direct_database_url
 
-    return create_engine(direct_database_url(), pooled=False)
+    return create_engine(url or direct_database_url(), pooled=False)
 
 
 def alembic_config(output: io.StringIO | None = None) -> Config:
@@ -156,11 +158,17 @@ async def _take_lock(connection: Any, timeout: float) -> None:
     await connection.commit()
 
 
-def run_online(work: Callable[[Config, Connection], T], *, lock: bool = False) -> T:
-    """Run ``work(config, connection)`` on a direct connection, under the migration lock."""
+def run_online(
+    work: Callable[[Config, Connection], T],
+    *,
+    lock: bool = False,
+    url: DatabaseURL | None = None,
+) -> T:
+    """Run ``work(config, connection)`` on a direct connection (or on ``url``), under the
+    migration lock when ``lock``."""
 
     async def main() -> T:
-        engine = create_migration_engine()
+        engine = create_migration_engine(url)
         try:
             async with engine.connect() as connection:
                 if lock:
@@ -265,8 +273,14 @@ def _failed_revision(script: ScriptDirectory, connection: Connection, target: st
     return steps[-1].revision if steps else target
 
 
-def upgrade(revision: str = "head", *, echo: Callable[[str], None] = print) -> None:
-    """Upgrade the database to ``revision`` under the migration lock."""
+def upgrade(
+    revision: str = "head",
+    *,
+    echo: Callable[[str], None] = print,
+    url: DatabaseURL | None = None,
+) -> None:
+    """Upgrade the database (or the one at ``url``) to ``revision`` under the migration
+    lock."""
     from alembic import command
 
     script = script_directory()
@@ -289,7 +303,7 @@ def upgrade(revision: str = "head", *, echo: Callable[[str], None] = print) -> N
                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); the database is at {now}"
             ) from exc
 
-    run_online(work, lock=True)
+    run_online(work, lock=True, url=url)
 
 
 def downgrade(revision: str, *, echo: Callable[[str], None] = print) -> None:
@@ -315,6 +329,8 @@ def rollback(steps: int = 1, *, echo: Callable[[str], None] = print) -> None:
 
     def work(config: Config, connection: Connection) -> None:
         heads = current_heads(connection)
+        # End the read's implicit transaction: each revision then gets its own.
+        connection.commit()
         if not heads:
             raise CommandError("nothing to roll back: no migration is applied")
         available = len(_applied(script, heads))

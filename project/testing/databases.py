@@ -185,13 +185,10 @@ async def ensure_template(
 
 
 def _migrate(url: DatabaseURL) -> None:
-    from project import db, migrations
+    from project import migrations
 
-    db.set_database_url(url)
-    try:
-        migrations.upgrade("head", echo=lambda _: None)
-    finally:
-        db.set_database_url(None)
+    # The URL goes to the migration alone: the process's own database stays as it is.
+    migrations.upgrade("head", echo=lambda _: None, url=url)
 
 
 async def _notes(conn: asyncpg.Connection, *names: str) -> dict[str, str | None]:

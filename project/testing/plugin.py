@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -130,10 +131,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         loop.run(db.dispose())
         loop.run(_worker_db.release(keep=not session.config.getoption("drop_db")))
-        _worker_db = None
+    except Exception as error:  # the run's outcome stands; say what was left behind
+        warnings.warn(
+            f"could not release test database {_worker_db.url.database}: {_describe(error)}",
+            stacklevel=1,
+        )
     finally:
+        _worker_db = None
         db.set_database_url(None)
         loop.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Refuse to run a test when an earlier one left project.db pointed elsewhere: its
+    writes would go to that database, not to this process's test database."""
+    db = sys.modules.get("project.db")
+    if _worker_db is not None and db is not None and db.database_url() != _worker_db.url:
+        pytest.fail(
+            f"project.db points at {db.database_url()} instead of the test database "
+            f"{_worker_db.url.database}: a previous test changed it and did not restore it",
+            pytrace=False,
+        )
 
 
 @pytest.hookimpl(tryfirst=True)

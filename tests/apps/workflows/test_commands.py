@@ -44,3 +44,20 @@ async def test_soft_deleted_workflows_are_listed_only_on_request(db_session: obj
     assert everything["gone"].deleted
     assert (everything["live"].nodes, everything["live"].edges) == (6, 5)
     assert everything["live"].last_status is None
+
+
+async def test_an_async_test_warms_the_session_engine(db_session: object) -> None:
+    from project import db
+
+    assert db.get_engine() is not None  # made on the test session's loop
+
+
+def test_a_command_after_it_gets_an_engine_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from project import db
+
+    session_engine = db.get_engine()
+    call_command("workflows")  # its own loop: must not touch the session loop's engine
+    assert capsys.readouterr().out == "No workflows.\n"
+    assert db.get_engine() is session_engine
