@@ -80,9 +80,14 @@ def fingerprint() -> str:
 
 
 def base_name(url: DatabaseURL) -> str:
-    """Return ``test_<db>``, shortened to leave room for suffixes."""
-    name = url.database if url.database.startswith(PREFIX) else PREFIX + url.database
-    return name[:_NAME_ROOM]
+    """Return ``test_<db>`` (never the configured database itself, even one already named
+    ``test_...``), shortened to leave room for suffixes; a shortened name ends in a hash
+    of the full one, so two long names never share their test databases."""
+    name = PREFIX + url.database
+    if len(name.encode()) <= _NAME_ROOM:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return name.encode()[: _NAME_ROOM - 7].decode(errors="ignore") + "_" + digest
 
 
 def template_name(url: DatabaseURL, print_: str) -> str:
@@ -98,40 +103,93 @@ def _key(name: str) -> int:
     return zlib.crc32(f"pastetrader.test-db:{name}".encode())
 
 
+_SYSTEM_SCHEMAS = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+)
+# One line per schema object a test could add, drop or alter: relations, columns with
+# their types and defaults, constraints, indexes and functions, in every user schema.
+_SCHEMA_DIGEST = f"""
+SELECT md5(coalesce(string_agg(line, E'\\n' ORDER BY line), '')) FROM (
+    SELECT format('rel %s.%s %s', n.nspname, c.relname, c.relkind) AS line
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_SYSTEM_SCHEMAS}
+    UNION ALL
+    SELECT format('col %s.%s.%s %s %s %s', n.nspname, c.relname, a.attname,
+                  format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                  pg_get_expr(d.adbin, d.adrelid))
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND {_SYSTEM_SCHEMAS}
+    UNION ALL
+    SELECT format('con %s.%s %s', n.nspname, co.conname, pg_get_constraintdef(co.oid))
+    FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+    WHERE {_SYSTEM_SCHEMAS}
+    UNION ALL
+    SELECT format('idx %s', pg_get_indexdef(i.indexrelid))
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_SYSTEM_SCHEMAS}
+    UNION ALL
+    SELECT format('fn %s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_SYSTEM_SCHEMAS}
+) objects
+"""
+
+
 @dataclass(frozen=True)
 class Shape:
-    """What a clean clone holds: these tables, all empty but the migration history."""
+    """What a clean clone is: this schema (a digest of every user schema object), these
+    migration versions, and its tables empty but the migration history."""
 
+    digest: str
     tables: tuple[str, ...]
     versions: tuple[str, ...]
 
     def note(self, prefix: str) -> str:
         """Return a database comment that records this shape after ``prefix``."""
-        return f"{prefix}; tables: {' '.join(self.tables)}; versions: {' '.join(self.versions)}"
+        return (
+            f"{prefix}; schema: {self.digest}; tables: {' '.join(self.tables)}; "
+            f"versions: {' '.join(self.versions)}"
+        )
 
     @classmethod
     def from_note(cls, note: str | None) -> Shape | None:
         """Read the shape back from a comment written by ``note()`` (None: no shape)."""
         parts = dict(p.split(": ", 1) for p in (note or "").split("; ")[1:] if ": " in p)
-        if "tables" not in parts or "versions" not in parts:
+        if not {"schema", "tables", "versions"} <= parts.keys():
             return None
-        return cls(tuple(parts["tables"].split()), tuple(parts["versions"].split()))
+        return cls(
+            parts["schema"], tuple(parts["tables"].split()), tuple(parts["versions"].split())
+        )
 
     @classmethod
     async def of(cls, conn: asyncpg.Connection) -> Shape:
         """Read the shape of the database ``conn`` is connected to."""
+        digest: str = await conn.fetchval(_SCHEMA_DIGEST)
         tables = tuple(
             row[0]
             for row in await conn.fetch(
                 "SELECT quote_ident(tablename) FROM pg_tables "
-                "WHERE schemaname = 'public' ORDER BY 1"
+                "WHERE schemaname = current_schema() ORDER BY 1"
             )
         )
         versions: tuple[str, ...] = ()
         if "alembic_version" in tables:
             rows = await conn.fetch("SELECT version_num FROM alembic_version ORDER BY 1")
             versions = tuple(row[0] for row in rows)
-        return cls(tables, versions)
+        return cls(digest, tables, versions)
+
+
+async def _matches(conn: asyncpg.Connection, expected: Shape | None) -> bool:
+    """Return whether the database ``conn`` is connected to is a clean copy of
+    ``expected``: the same schema and migration history, every other table empty."""
+    if expected is None or await Shape.of(conn) != expected:
+        return False
+    others = [t for t in expected.tables if t != "alembic_version"]
+    if not others:
+        return True
+    rows = " OR ".join(f"EXISTS (SELECT 1 FROM {table})" for table in others)
+    return not await conn.fetchval(f"SELECT {rows}")
 
 
 async def _ensure_template_locked(
@@ -153,6 +211,7 @@ async def _ensure_template_locked(
         return False
     for stale in notes:  # old fingerprints and half-built leftovers
         await drop(url.with_database(stale), conn)
+    await _drop_kept_clones(conn, url)
     building = url.with_database(f"{name}_new")
     await dbadmin.create_database(building, conn=conn)
     await asyncio.to_thread(_migrate, building)
@@ -169,6 +228,24 @@ async def _ensure_template_locked(
     )
     await _set_note(conn, name, shape.note(marker))
     return True
+
+
+async def _drop_kept_clones(conn: asyncpg.Connection, url: DatabaseURL) -> None:
+    """Drop the clones kept clean for templates that no longer exist, unless a live
+    run holds them."""
+    rows = await conn.fetch(
+        "SELECT datname FROM pg_database "
+        "WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') LIKE 'clean clone of %' "
+        "AND substr(shobj_description(oid, 'pg_database'), 16) NOT IN "
+        "(SELECT datname FROM pg_database)",
+        base_name(url).replace("_", r"\_") + r"\_%",
+    )
+    for (name,) in rows:
+        if await _holds_lock(conn, _key(name)):
+            try:
+                await drop(url.with_database(name), conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _key(name))
 
 
 async def ensure_template(
@@ -237,24 +314,18 @@ class WorkerDatabase:
             await self.lock.close()
 
     async def _is_clean(self) -> bool:
-        """Return whether the clone has the template's tables and migration history,
-        every other table empty (tests roll back, and transactional_db truncates)."""
+        """Return whether the clone is still a clean copy of its template."""
         notes = await _notes(self.lock, self.template)
-        expected = Shape.from_note(notes.get(self.template))
-        if expected is None:  # a template from before shapes were recorded
-            return False
-        conn = await dbadmin.connect(self.url)
-        try:
-            if await Shape.of(conn) != expected:
-                return False
-            for table in expected.tables:
-                if table != "alembic_version" and await conn.fetchval(
-                    f"SELECT EXISTS (SELECT 1 FROM {table})"
-                ):
-                    return False
-            return True
-        finally:
-            await conn.close()
+        return await _is_clean_copy(self.url, Shape.from_note(notes.get(self.template)))
+
+
+async def _is_clean_copy(url: DatabaseURL, expected: Shape | None) -> bool:
+    """Return whether the database at ``url`` is a clean copy of ``expected``."""
+    conn = await dbadmin.connect(url)
+    try:
+        return await _matches(conn, expected)
+    finally:
+        await conn.close()
 
 
 async def _claim_name(lock: asyncpg.Connection, wanted: str) -> str:
@@ -296,13 +367,17 @@ async def clone(
                 built = await _ensure_template_locked(
                     lock, url, wanted, rebuild=rebuild, run_id=run_id
                 )
-            notes = await _notes(lock, target.database)
+            notes = await _notes(lock, target.database, wanted)
             if target.database not in notes:
                 await dbadmin.create_database(target, template=wanted, conn=lock)
-            elif not (built or rebuild) and notes[target.database] == _clean_note(wanted):
-                reused = True  # marked in use below: a crash must not leave it "clean"
+            elif (
+                not (built or rebuild)
+                and notes[target.database] == _clean_note(wanted)
+                and await _is_clean_copy(target, Shape.from_note(notes.get(wanted)))
+            ):
+                reused = True  # marked in use: a crash must not leave it "clean"
                 await _set_note(lock, target.database, "in use")
-            else:  # a crashed run's or another template's: never trust its schema
+            else:  # a crashed run's, another template's, or changed since: never trusted
                 await drop(target, lock)
                 await dbadmin.create_database(target, template=wanted, conn=lock)
         finally:

@@ -180,16 +180,13 @@ async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "cccccccccccc")
-    template, _ = await databases.ensure_template(server, rebuild=True)
+    template = databases.template_name(server, "c" * 12)
     leftover = server.with_database(databases.base_name(server) + "_gw5")
-    await dbadmin.create_database(leftover)  # as a crashed run would leave it, stale schema
-    conn = await dbadmin.connect(leftover)
     try:
-        await conn.execute("CREATE TABLE stale_schema (x int)")
-    finally:
-        await conn.close()
-    clone = await databases.clone(server, template, "gw5")
-    try:
+        await databases.ensure_template(server, rebuild=True)
+        await dbadmin.create_database(leftover)  # as a crashed run would leave it
+        await _execute(leftover, "CREATE TABLE stale_schema (x int)")
+        clone = await databases.clone(server, template, "gw5")
         assert clone.url.database == leftover.database  # its name is free: nobody holds it
         conn = await dbadmin.connect(clone.url)
         try:
@@ -198,37 +195,77 @@ async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
             await conn.close()
         assert "stale_schema" not in tables
         assert "alembic_version" in tables
-    finally:
         await clone.release(keep=False)
+    finally:
+        await dbadmin.drop_database(leftover)
         await dbadmin.drop_database(server.with_database(template))
 
 
-async def test_clean_clones_are_kept_and_reused_dirty_ones_replaced(
-    db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
+CHANGES = {
+    "a row left behind": "INSERT INTO tools (name, tool_type) VALUES ('left', 'notification')",
+    "a table left behind": "CREATE TABLE left_behind (x int)",
+    "a column added": "ALTER TABLE tools ADD COLUMN extra int",
+    "an index dropped": "DROP INDEX uq_tools_name_live",
+    "a view added": "CREATE VIEW live_tools AS SELECT * FROM tools",
+    "another schema": "CREATE SCHEMA scratch; CREATE TABLE scratch.t (x int)",
+    "a version changed": "UPDATE alembic_version SET version_num = 'elsewhere'",
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+async def test_clean_clones_are_reused_changed_ones_never(
+    change: str, db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from project import dbadmin
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "dddddddddddd")
-    template, _ = await databases.ensure_template(server, rebuild=True)
     try:
+        template, _ = await databases.ensure_template(server)
         first = await databases.clone(server, template, "gw6")
-        assert not first.reused
         assert await first.release()  # untouched: kept, marked clean
         second = await databases.clone(server, template, "gw6")
         assert second.reused
-        conn = await dbadmin.connect(second.url)
-        try:  # a test that committed a row and did not clean up
-            await conn.execute("CREATE TABLE left_behind (x int)")
-        finally:
-            await conn.close()
-        assert not await second.release()  # dirty: dropped
+        await _execute(second.url, CHANGES[change])  # during the run
+        assert not await second.release()  # changed: dropped, not kept
         assert not await dbadmin.database_exists(second.url)
+
         third = await databases.clone(server, template, "gw6")
         assert not third.reused
-        assert not await third.release(keep=False)
+        assert await third.release()
+        await _execute(third.url, CHANGES[change])  # between runs, after it was kept
+        fourth = await databases.clone(server, template, "gw6")
+        assert not fourth.reused  # checked again before reuse: replaced
+        conn = await dbadmin.connect(fourth.url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM tools") == 0
+        finally:
+            await conn.close()
+        assert not await fourth.release(keep=False)
     finally:
-        await dbadmin.drop_database(server.with_database(template))
+        await dbadmin.drop_database(server.with_database(databases.template_name(server, "d" * 12)))
+
+
+async def _execute(url: DatabaseURL, sql: str) -> None:
+    from project import dbadmin
+
+    conn = await dbadmin.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def test_test_database_names_always_carry_the_prefix_and_never_collide() -> None:
+    from project.urls import DatabaseURL as URL
+
+    assert databases.base_name(URL("app")) == "test_app"
+    assert databases.base_name(URL("test_app")) == "test_test_app"  # never the app's own
+    long_a = databases.base_name(URL("x" * 50 + "_eu_west_1"))
+    long_b = databases.base_name(URL("x" * 50 + "_eu_west_2"))
+    assert long_a != long_b
+    assert len(long_a) <= 40
+    assert long_a.startswith("test_")
 
 
 async def test_create_db_rebuilds_once_per_run(
@@ -238,8 +275,9 @@ async def test_create_db_rebuilds_once_per_run(
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "eeeeeeeeeeee")
-    name, _ = await databases.ensure_template(server)
+    name = databases.template_name(server, "e" * 12)
     try:
+        await databases.ensure_template(server)
         assert (await databases.ensure_template(server, rebuild=True, run_id="a"))[1]
         # The other processes of run "a" find it already rebuilt; run "b" rebuilds again.
         assert not (await databases.ensure_template(server, rebuild=True, run_id="a"))[1]
