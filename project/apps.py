@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from project.exceptions import ImproperlyConfigured
+from project.exceptions import ImproperlyConfigured, summary
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,7 @@ class AppConfig:
         try:
             return importlib.import_module(dotted)
         except Exception as exc:
-            raise ImproperlyConfigured(f"{dotted} failed to import: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """Return ``Type: first line of the message``: errors reach the user as one line."""
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+            raise ImproperlyConfigured(f"{dotted} failed to import: {summary(exc)}") from exc
 
 
 def _suggest(name: str) -> str:
@@ -85,7 +79,7 @@ def _import_app(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise ImproperlyConfigured(f"app {name!r} failed to import: {_first_line(exc)}") from exc
+        raise ImproperlyConfigured(f"app {name!r} failed to import: {summary(exc)}") from exc
 
 
 class Apps:

@@ -66,6 +66,12 @@ def database_url(settings: Settings | None = None) -> DatabaseURL:
     return embedded.ensure_running()
 
 
+def configured_url() -> DatabaseURL | None:
+    """Return the URL set by ``use_database()``, else the settings' (None: embedded),
+    without starting anything."""
+    return _state.url or get_settings().database_url
+
+
 def direct_database_url(settings: Settings | None = None) -> DatabaseURL:
     """Return the URL for work that must bypass a pooler: migrations and their lock."""
     if _state.url is not None:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 from project.conf import get_settings
-from project.exceptions import ProjectError
+from project.exceptions import ProjectError, first_line, summary
 
 
 def _where() -> str:
     try:
-        settings = get_settings()
+        db = sys.modules.get("project.db")  # when loaded, use_database() wins
+        url = db.configured_url() if db is not None else get_settings().database_url
     except ProjectError:
         return "the database"
-    url = settings.database_url
     return str(url) if url is not None else "the embedded PostgreSQL"
 
 
 def describe_database_error(error: BaseException) -> str | None:
     """Return a one-line description of a connection or SQL error, or None if not one."""
-    import sys
-
     if "sqlalchemy" not in sys.modules and "asyncpg" not in sys.modules:
         return None
     from sqlalchemy import exc
@@ -29,9 +29,9 @@ def describe_database_error(error: BaseException) -> str | None:
         if cause.__cause__ is not None:
             cause = cause.__cause__
     elif isinstance(error, exc.SQLAlchemyError):
-        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        return summary(error)
     name = type(cause).__name__
-    text = (str(cause).strip().splitlines() or [""])[0]
+    text = first_line(str(cause))
     if isinstance(cause, OSError | TimeoutError) or name in {
         "InvalidPasswordError",
         "InvalidCatalogNameError",

@@ -17,3 +17,14 @@ class CommandError(ProjectError):
 
 class DatabaseUnavailable(ProjectError):
     """The database could not be reached."""
+
+
+def first_line(text: str) -> str:
+    """Return the first non-empty line of ``text``: errors reach the user as one line."""
+    return (text.strip().splitlines() or [""])[0]
+
+
+def summary(error: BaseException) -> str:
+    """Return ``Type: first line of the message`` (just ``Type`` when it has none)."""
+    line = first_line(str(error))
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__

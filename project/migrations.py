@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from project.conf import BASE_DIR, get_settings
-from project.exceptions import CommandError
+from project.exceptions import CommandError, first_line, summary
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -128,7 +128,7 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except _alembic_errors() as exc:
-        raise CommandError(str(exc).splitlines()[0]) from exc
+        raise CommandError(first_line(str(exc))) from exc
 
 
 def _require_single_head(script: ScriptDirectory) -> None:
@@ -300,7 +300,7 @@ def upgrade(
             now = ", ".join(current_heads(connection)) or "base"
             raise CommandError(
                 f"revision {failed} failed and was rolled back "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0]}); the database is at {now}"
+                f"({summary(exc)}); the database is at {now}"
             ) from exc
 
     run_online(work, lock=True, url=url)

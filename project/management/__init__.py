@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from project.exceptions import ProjectError
+from project.exceptions import ProjectError, first_line, summary
 
 COMMANDS_DIR = Path(__file__).parent / "commands"
 
@@ -131,19 +131,17 @@ def scrub(message: str) -> str:
 def describe(error: BaseException) -> str:
     """Return one line that says what went wrong."""
     if isinstance(error, ProjectError):
-        return str(error)
+        return first_line(str(error))
     from project.errors import describe_database_error
 
-    described = describe_database_error(error)
-    if described is not None:
-        return described
-    first = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return describe_database_error(error) or summary(error)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--traceback" in args:  # a global option, accepted anywhere on the line
+        args = ["--traceback", *(arg for arg in args if arg != "--traceback")]
     try:
         status = cli.main(args=args, prog_name="manage.py", standalone_mode=False)
     except click.exceptions.Exit as stop:

@@ -37,10 +37,3 @@ def confirm(action: str, *, yes: bool, force_production: bool) -> None:
         raise CommandError(f"this would {action}; pass --yes to confirm")
     if not click.confirm(f"This will {action}. Continue?", default=False):
         raise click.Abort
-
-
-def database_label() -> str:
-    """Return the configured database as text, password hidden."""
-    from project.db import database_url
-
-    return str(database_url())

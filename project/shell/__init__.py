@@ -84,7 +84,6 @@ class Shell:
         self.database = ""
         self.sandbox_report = ""
         self.closing = threading.Event()
-        self._passwords: list[str] = []
         self._exits = contextlib.ExitStack()
         self._save_history: Callable[[], None] | None = None
         self._ipython: Any = None
@@ -99,11 +98,6 @@ class Shell:
         from project.conf import get_settings
 
         settings = get_settings()
-        self._passwords = [
-            url.password
-            for url in (settings.database_url, settings.database_direct_url)
-            if url is not None and url.password
-        ]
         asyncio.set_event_loop(self.loop)
         if self.sandbox:
             from project import db
@@ -138,9 +132,9 @@ class Shell:
 
     def scrub(self, text: str) -> str:
         """Hide the database passwords in ``text``."""
-        for password in self._passwords:
-            text = text.replace(password, "***")
-        return text
+        from project.management import scrub
+
+        return scrub(text)
 
     def banner(self, interface: Interface, *, verbose: bool) -> str:
         """Return the banner: the REPL, the database, SANDBOX, and what was loaded."""

@@ -563,3 +563,17 @@ def test_registry_defaults_to_installed_apps() -> None:
     from project.settings import INSTALLED_APPS
 
     assert Apps().installed == list(INSTALLED_APPS)
+
+
+def test_traceback_is_accepted_anywhere_on_the_line() -> None:
+    result = manage("migrate", "nope", "--traceback")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "unknown revision 'nope'" in result.stderr
+
+
+def test_a_multi_line_project_error_reaches_the_user_as_one_line() -> None:
+    from project.exceptions import CommandError
+
+    assert describe(CommandError("first\nsecond\nthird")) == "first"
+    assert describe(ValueError("")) == "ValueError"
