@@ -42,10 +42,12 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_with_new_engine() -> None:
-    """Open a direct connection from the settings, run, and dispose of it."""
+    """Open a direct connection from the settings, take the migration lock (plain
+    ``alembic upgrade`` is serialized with ``manage.py migrate`` too), run, dispose."""
     engine = migrations.create_migration_engine()
     try:
         async with engine.connect() as connection:
+            await migrations.take_lock(connection)
             await connection.run_sync(run_on)
             await connection.commit()
     finally:

@@ -30,7 +30,7 @@ def quote_identifier(name: str) -> str:
 
 
 def connect_kwargs(url: DatabaseURL) -> dict[str, Any]:
-    """Return asyncpg.connect() arguments for ``url``."""
+    """Return asyncpg.connect() arguments for ``url``, TLS mode included."""
     query = url.query_dict
     kwargs: dict[str, Any] = {
         "host": query.get("host", url.host),
@@ -38,15 +38,21 @@ def connect_kwargs(url: DatabaseURL) -> dict[str, Any]:
         "user": url.username,
         "password": url.password,
         "database": url.database,
+        # asyncpg takes libpq's sslmode values as ``ssl``; either spelling is accepted.
+        "ssl": query.get("ssl", query.get("sslmode")),
     }
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
 async def connect(url: DatabaseURL, *, timeout: float = 10.0) -> asyncpg.Connection:
-    """Open a raw asyncpg connection to ``url``."""
+    """Open a raw asyncpg connection to ``url``.
+
+    No statement cache: these one-off connections gain nothing from it, and without it
+    they also work through PgBouncer's transaction pooling.
+    """
     import asyncpg
 
-    return await asyncpg.connect(**connect_kwargs(url), timeout=timeout)
+    return await asyncpg.connect(**connect_kwargs(url), timeout=timeout, statement_cache_size=0)
 
 
 @asynccontextmanager

@@ -140,7 +140,11 @@ def _require_single_head(script: ScriptDirectory) -> None:
         )
 
 
-async def _take_lock(connection: Any, timeout: float) -> None:
+async def take_lock(connection: Any, timeout: float | None = None) -> None:
+    """Take the migration lock on ``connection`` (an AsyncConnection), waiting at most
+    ``timeout`` seconds (default: MIGRATE_LOCK_TIMEOUT)."""
+    if timeout is None:
+        timeout = get_settings().migrate_lock_timeout
     from sqlalchemy import exc, text
 
     await connection.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
@@ -172,7 +176,7 @@ def run_online(
         try:
             async with engine.connect() as connection:
                 if lock:
-                    await _take_lock(connection, get_settings().migrate_lock_timeout)
+                    await take_lock(connection)
 
                 def call(sync_connection: Connection) -> T:
                     config = alembic_config()

@@ -348,3 +348,9 @@ def test_production_allows_the_safe_commands(scratch_db: DatabaseURL) -> None:
     out = ok(manage("migrate", url=scratch_db, env=PRODUCTION))
     assert "The database is up to date." in out
     assert versions(scratch_db) == [head()]
+
+
+@pytest.mark.parametrize("param", ["ssl", "sslmode"])
+def test_connect_kwargs_keep_the_tls_mode(param: str) -> None:
+    url = DatabaseURL.parse(f"postgresql://u:p@db.example:5432/app?{param}=verify-full")
+    assert dbadmin.connect_kwargs(url)["ssl"] == "verify-full"

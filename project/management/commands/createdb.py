@@ -7,9 +7,9 @@ import click
 def command() -> None:
     """Create the configured database."""
     from project import db, dbadmin
-    from project.db import database_url
+    from project.db import direct_database_url
 
-    url = database_url()
+    url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE
     if db.run(dbadmin.create_database(url)):
         click.echo(f"Created database {url.database!r}.")
     else:

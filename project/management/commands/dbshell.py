@@ -33,6 +33,8 @@ def command(psql_args: tuple[str, ...]) -> None:
     # The password travels in the environment, never in argv (visible in ps).
     if "password" in params:
         env["PGPASSWORD"] = params["password"]
+    if "ssl" in params:
+        env["PGSSLMODE"] = params["ssl"]
     argv = [_psql(), "-d", params["database"]]
     if "host" in params:
         argv += ["-h", str(params["host"])]

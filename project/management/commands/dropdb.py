@@ -10,9 +10,9 @@ from project.management.base import confirm, destructive
 def command(yes: bool, force_production: bool) -> None:
     """Drop the configured database and everything in it."""
     from project import db, dbadmin
-    from project.db import database_url
+    from project.db import direct_database_url
 
-    url = database_url()
+    url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE
     confirm(f"drop database {url.database!r}", yes=yes, force_production=force_production)
     if db.run(dbadmin.drop_database(url)):
         click.echo(f"Dropped database {url.database!r}.")

@@ -11,10 +11,10 @@ from project.management.base import confirm, destructive
 def command(seed: bool, yes: bool, force_production: bool) -> None:
     """Drop and recreate the database, then migrate it (and seed it with --seed)."""
     from project import db, dbadmin, migrations
-    from project.db import database_url
+    from project.db import direct_database_url
     from project.management import call_command
 
-    url = database_url()
+    url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE
     confirm(f"drop and recreate {url.database!r}", yes=yes, force_production=force_production)
     db.run(dbadmin.drop_database(url))
     db.run(dbadmin.create_database(url))
