@@ -61,16 +61,18 @@ def startapp(name: str, base_dir: Path = BASE_DIR) -> list[Path]:
         )
     app_dir = base_dir / "apps" / name
     test_dir = base_dir / "tests" / "apps" / name
-    if app_dir.exists():
-        raise CommandError(f"{app_dir} already exists")
-    written = []
-    app_dir.mkdir(parents=True)
-    for filename, template in _FILES.items():
-        path = app_dir / filename
-        path.write_text(template.format(name=name))
-        written.append(path)
-    test_dir.mkdir(parents=True, exist_ok=True)
-    test = test_dir / f"test_{name}.py"
-    test.write_text(_TEST.format(name=name))
-    written.append(test)
-    return written
+    files = {
+        app_dir / filename: template.format(name=name) for filename, template in _FILES.items()
+    }
+    files[test_dir / f"test_{name}.py"] = _TEST.format(name=name)
+    for package in (base_dir / "tests" / "apps", test_dir):  # the test tree's packages
+        if not (package / "__init__.py").exists():
+            files[package / "__init__.py"] = ""
+    # Check everything before writing anything: a refused scaffold leaves no trace.
+    taken = [path for path in (app_dir, *files) if path.exists()]
+    if taken:
+        raise CommandError(f"{taken[0]} already exists")
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return list(files)

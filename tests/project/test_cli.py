@@ -577,3 +577,18 @@ def test_a_multi_line_project_error_reaches_the_user_as_one_line() -> None:
 
     assert describe(CommandError("first\nsecond\nthird")) == "first"
     assert describe(ValueError("")) == "ValueError"
+
+
+def test_startapp_refuses_before_writing_anything(tmp_path: Path) -> None:
+    from project.exceptions import CommandError
+
+    existing = tmp_path / "tests" / "apps" / "shop" / "test_shop.py"
+    existing.parent.mkdir(parents=True)
+    existing.write_text("# somebody's tests\n")
+    with pytest.raises(CommandError, match=r"test_shop\.py already exists"):
+        startapp("shop", base_dir=tmp_path)
+    assert existing.read_text() == "# somebody's tests\n"
+    assert not (tmp_path / "apps").exists()
+    written = startapp("cart", base_dir=tmp_path)
+    assert tmp_path / "tests" / "apps" / "cart" / "__init__.py" in written
+    assert (tmp_path / "apps" / "cart" / "models.py").exists()
