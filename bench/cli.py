@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import refuse_production
 from project import db, dbadmin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,7 @@ def report(name: str, ours: float, baseline: float, target: float) -> None:
 
 
 def main() -> None:
+    refuse_production()
     url = db.database_url().with_database("bench_cli")
     asyncio.run(dbadmin.drop_database(url))
     asyncio.run(dbadmin.create_database(url))

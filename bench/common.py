@@ -11,6 +11,16 @@ from project import db, dbadmin
 from project.urls import DatabaseURL
 
 
+def refuse_production() -> None:
+    """Stop unless this is a development or test setup: benchmarks drop databases."""
+    from project.conf import get_settings
+
+    if get_settings().is_production:
+        raise SystemExit(
+            "Error: benchmarks create and drop databases; not with ENVIRONMENT=production"
+        )
+
+
 @asynccontextmanager
 async def bench_database(name: str) -> AsyncIterator[DatabaseURL]:
     """Create a fresh database ``bench_<name>`` on the configured server, point project.db

@@ -19,7 +19,7 @@ import asyncpg
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bench.common import bench_database, best_of, now
+from bench.common import bench_database, best_of, now, refuse_production
 from project import db, dbadmin
 from project.models import NAMING_CONVENTION, SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
 
@@ -121,6 +121,7 @@ async def request_cycle() -> dict[str, Any]:
 
 
 async def main() -> None:
+    refuse_production()
     async with bench_database("foundation") as url:
         print(f"database: {url}")
         bulk = await bulk_insert()

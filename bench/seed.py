@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import refuse_production
 from project import db, dbadmin, migrations, seeding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,7 @@ async def executemany_rows_per_s(url: object) -> float:
 
 
 def main() -> None:
+    refuse_production()
     url = db.database_url().with_database("bench_seed")
     asyncio.run(dbadmin.drop_database(url))
     asyncio.run(dbadmin.create_database(url))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import refuse_production
 from project.apps import apps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ def run_once(command: Sequence[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    refuse_production()
     env = dict(os.environ)
     modules = models_modules()
     shell = [sys.executable, str(ROOT / "manage.py"), "shell", "-c", "pass"]

@@ -25,6 +25,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench.common import refuse_production
 from project import db, dbadmin
 from project.testing import databases
 from project.urls import DatabaseURL
@@ -399,6 +400,7 @@ def raw_begin_rollback(url: DatabaseURL) -> float:
 
 
 def main() -> None:
+    refuse_production()
     url = db.database_url()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
