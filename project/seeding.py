@@ -161,6 +161,12 @@ class SeedContext:
             batch.extend(islice(iterator, BATCH_SIZE - len(batch)))
             if not batch:
                 break
+            unknown = set().union(*map(dict.keys, batch)).difference(names)
+            if unknown:  # a field the column list (from the first row) would drop silently
+                raise SeedError(
+                    f"rows for {table.name} set {sorted(unknown)}, which the first row "
+                    "does not: give every row the same fields"
+                )
             records = [
                 tuple(
                     [
@@ -180,7 +186,7 @@ class SeedContext:
     ) -> dict[Any, uuid.UUID]:
         """Insert or update ``rows`` by the natural ``key`` among live rows; return the ids
         by key. A row that matches what is stored is left untouched."""
-        from sqlalchemy import or_, select, text
+        from sqlalchemy import or_, text
         from sqlalchemy.dialects.postgresql import insert
 
         if not rows:
@@ -188,6 +194,14 @@ class SeedContext:
         table = model.__table__
         values = insert(table).values(list(rows))
         changed = [c for c in rows[0] if c != key]
+        if not changed:  # nothing to update: only the key is given
+            inserted = await self.session.execute(
+                values.on_conflict_do_nothing(
+                    index_elements=[key], index_where=text("deleted_at IS NULL")
+                ).returning(table.c.id)
+            )
+            self.rows_written[table.name] += len(inserted.all())
+            return await self._ids(table, key, [row[key] for row in rows])
         statement = values.on_conflict_do_update(
             index_elements=[key],
             index_where=text("deleted_at IS NULL"),
@@ -196,7 +210,12 @@ class SeedContext:
         ).returning(table.c.id)
         written = (await self.session.execute(statement)).all()
         self.rows_written[table.name] += len(written)
-        keys = [row[key] for row in rows]
+        return await self._ids(table, key, [row[key] for row in rows])
+
+    async def _ids(self, table: Any, key: str, keys: list[Any]) -> dict[Any, uuid.UUID]:
+        """Return the ids of the live rows with these natural keys."""
+        from sqlalchemy import select
+
         found = await self.session.execute(
             select(table.c[key], table.c.id).where(
                 table.c[key].in_(keys), table.c.deleted_at.is_(None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import pty
 import subprocess
 import sys
@@ -239,3 +240,15 @@ def test_resetdb_seed_uses_the_same_path(scratch_db: DatabaseURL) -> None:
     assert "Seeded " in result.stdout
     check = _manage(scratch_db, "dbshell", "-c", "SELECT count(*) FROM tools", "-tA")
     assert check.stdout.strip() == "8"
+
+
+async def test_rows_must_agree_on_their_fields(db_session: AsyncSession) -> None:
+    from apps.tools.models import Tool
+
+    ctx = seeding.SeedContext(session=db_session, count=0, random=random.Random(1))
+    rows = [
+        {"name": "a", "tool_type": "notification"},
+        {"name": "b", "tool_type": "notification", "created_at": None},
+    ]
+    with pytest.raises(seeding.SeedError, match=r"set \['created_at'\]"):
+        await ctx.write(Tool, rows)
