@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import random
 import pty
+import random
 import subprocess
 import sys
 from collections import Counter
