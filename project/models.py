@@ -2,8 +2,9 @@
 
 Every model has a UUID key generated client-side (so the ORM batches INSERTs) with a
 server default for raw SQL, server-set timestamps fetched eagerly (no lazy load after a
-flush), and soft delete. ORM selects, including relationship loads, leave soft-deleted
-rows out; ``.execution_options(include_deleted=True)`` on a statement opts out.
+flush), and soft delete. ORM selects (relationship loads included) and ORM bulk updates
+and deletes leave soft-deleted rows out; ``.execution_options(include_deleted=True)`` on
+a statement opts out.
 """
 
 from __future__ import annotations
@@ -144,9 +145,11 @@ def _not_deleted(cls: type[SoftDeleteMixin]) -> ColumnElement[bool]:
 
 @event.listens_for(Session, "do_orm_execute")
 def _hide_soft_deleted(state: ORMExecuteState) -> None:
-    """Add ``deleted_at IS NULL`` for every soft-deletable entity of an ORM select."""
+    """Add ``deleted_at IS NULL`` for every soft-deletable entity of an ORM select, and
+    of an ORM bulk ``update()``/``delete()``: soft-deleted rows are out of reach unless
+    a statement opts in with ``include_deleted``."""
     if (
-        state.is_select
+        (state.is_select or state.is_update or state.is_delete)
         and not state.is_column_load
         and not state.execution_options.get(INCLUDE_DELETED, False)
     ):

@@ -573,3 +573,24 @@ async def test_explicit_session_wins_over_db_session(
         assert parent in own
         assert parent not in db_session
         await own.rollback()
+
+
+async def test_bulk_update_and_delete_leave_soft_deleted_rows_alone(
+    session: AsyncSession,
+) -> None:
+    from sqlalchemy import delete, update
+
+    live, gone = Parent(name="live"), Parent(name="gone")
+    session.add_all([live, gone])
+    await session.flush()
+    gone.soft_delete()
+    await session.flush()
+    await session.execute(update(Parent).values(name="renamed"))
+    names = await session.scalars(
+        text("SELECT name FROM test_models_parent ORDER BY deleted_at NULLS FIRST")
+    )
+    assert list(names) == ["renamed", "gone"]
+    await session.execute(delete(Parent))
+    assert await session.scalar(text("SELECT count(*) FROM test_models_parent")) == 1
+    await session.execute(delete(Parent).execution_options(include_deleted=True))
+    assert await session.scalar(text("SELECT count(*) FROM test_models_parent")) == 0
