@@ -249,6 +249,17 @@ def _resolve(script: ScriptDirectory, revision: str) -> str:
     return found.revision
 
 
+def _direction(script: ScriptDirectory, heads: tuple[str, ...], target: str) -> str:
+    """Return "upgrade", "downgrade" or "noop" for going from ``heads`` to ``target``."""
+    if target == "base":
+        return "downgrade" if heads else "noop"
+    if target in ("head", "heads"):
+        return "noop" if heads and set(heads) == set(script.get_heads()) else "upgrade"
+    if target in heads:
+        return "noop"
+    return "downgrade" if target in _applied(script, heads) else "upgrade"
+
+
 def plan(revision: str = "head") -> tuple[str, str]:
     """Return ("upgrade"|"downgrade"|"noop", target) for migrating to ``revision``."""
     script = script_directory()
@@ -257,18 +268,42 @@ def plan(revision: str = "head") -> tuple[str, str]:
         _require_single_head(script)
 
     def work(config: Config, connection: Connection) -> tuple[str, str]:
-        heads = current_heads(connection)
-        applied = _applied(script, heads)
-        if target == "base":
-            return ("downgrade" if heads else "noop", target)
-        if target in ("head", "heads"):
-            at_head = bool(heads) and set(heads) == set(script.get_heads())
-            return ("noop" if at_head else "upgrade", target)
-        if target in heads:
-            return ("noop", target)
-        return ("downgrade" if target in applied else "upgrade", target)
+        return _direction(script, current_heads(connection), target), target
 
     return run_online(work)
+
+
+def planned_sql(revision: str = "head") -> tuple[str, str | None]:
+    """Return the SQL that ``migrate REVISION`` would run from the database's current
+    revision (a downgrade's for an older one), and a note when the database could not be
+    asked and the SQL starts from an empty database."""
+    from alembic import command
+
+    script = script_directory()
+    target = _resolve(script, revision)
+    if target == "head":
+        _require_single_head(script)
+    try:
+        heads = run_online(lambda config, connection: current_heads(connection))
+    except CommandError:
+        raise
+    except Exception as error:  # unreachable: render from base, as plain Alembic does
+        from project.management import describe
+
+        note = f"the database could not be asked ({describe(error)}); SQL from an empty one"
+        return sql(revision), note
+    direction = _direction(script, heads, target)
+    if direction == "noop":
+        return f"-- nothing to do: the database is at {', '.join(heads) or 'base'}\n", None
+    out = io.StringIO()
+    config = alembic_config(out)
+    start = heads[0] if heads else None
+    with _translated():
+        if direction == "downgrade":
+            command.downgrade(config, f"{start}:{target}", sql=True)
+        else:
+            command.upgrade(config, f"{start}:{target}" if start else target, sql=True)
+    return out.getvalue(), None
 
 
 def _failed_revision(script: ScriptDirectory, connection: Connection, target: str) -> str:

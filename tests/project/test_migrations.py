@@ -539,3 +539,17 @@ def test_failing_revision_is_rolled_back(scratch_db: DatabaseURL, project_copy: 
     assert f"the database is at {initial}" in line
     assert "doomed" not in tables(scratch_db)
     assert versions(scratch_db) == [initial]
+
+
+def test_migrate_sql_starts_from_the_database_and_renders_downgrades(
+    scratch_db: DatabaseURL, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("migrate")
+    capsys.readouterr()
+    first = all_revisions()[0]
+    out = output(capsys, "migrate", first, "--sql")
+    assert "Running downgrade" in out
+    assert "Running upgrade" not in out
+    assert "CREATE TABLE alembic_version" not in out
+    assert output(capsys, "migrate", "--sql").startswith("-- nothing to do")
+    assert versions(scratch_db) == [head()]  # nothing ran

@@ -14,7 +14,10 @@ def command(revision: str, as_sql: bool, yes: bool, force_production: bool) -> N
     from project import migrations
 
     if as_sql:
-        click.echo(migrations.sql(revision), nl=False)
+        text, note = migrations.planned_sql(revision)
+        if note:
+            click.echo(f"Note: {note}", err=True)
+        click.echo(text, nl=False)
         return
     direction, target = migrations.plan(revision)
     if direction == "noop":
