@@ -339,5 +339,6 @@ async def run(
                 import click
 
                 rows = sum(ctx.rows_written.values()) - rows_before
-                click.echo(f"  {item.name}: {rows} rows in {timings[item.name]:.2f} s")
+                kind = "reference data" if item.reference else "demo data"
+                click.echo(f"  {item.name} ({kind}): {rows} rows in {timings[item.name]:.2f} s")
     return SeedReport(timings, ctx.rows_written, time.perf_counter() - started)

@@ -230,7 +230,7 @@ def test_seed_command_shows_progress_on_a_terminal(scratch_db: DatabaseURL) -> N
     os.close(main)
     text_out = output.decode(errors="replace")
     assert "executions.history" in text_out
-    assert "tools.builtin: 8 rows" in text_out
+    assert "tools.builtin (reference data): 8 rows" in text_out
     assert "Seeded " in text_out
 
 
