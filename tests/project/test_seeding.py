@@ -246,7 +246,7 @@ async def test_rows_must_agree_on_their_fields(db_session: AsyncSession) -> None
     from apps.tools.models import Tool
 
     ctx = seeding.SeedContext(session=db_session, count=0, random=random.Random(1))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": "a", "tool_type": "notification"},
         {"name": "b", "tool_type": "notification", "created_at": None},
     ]
