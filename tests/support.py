@@ -1,9 +1,10 @@
 """What several test modules share that is not a pytest fixture: a copy of the project
-to run ``manage.py`` in, and hand-written revisions for it."""
+to run ``manage.py`` in, hand-written revisions for it, and checks of a command's exit."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import textwrap
 import uuid
 from pathlib import Path
@@ -54,3 +55,20 @@ def write_revision(
     path = project / "migrations" / "versions" / f"20990101_000000_{rev}_{message}.py"
     path.write_text(body)
     return rev
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert a clean exit; return stdout."""
+    assert result.returncode == 0, f"stdout: {result.stdout}\nstderr: {result.stderr}"
+    return result.stdout
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert exit status 1 with one ``Error:`` line on stderr; return it."""
+    report = f"status {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 1, report
+    assert "Traceback" not in result.stderr, report
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, report
+    assert lines[0].startswith("Error: "), report
+    return lines[0]

@@ -14,26 +14,16 @@ from typing import Any
 
 import pytest
 
-from project import dbadmin, migrations
+from project import conf, dbadmin, migrations
 from project.exceptions import CommandError
 from project.management import call_command
 from project.testing import databases
 from project.urls import DatabaseURL
+from tests.support import error_line, ok
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
-SETTING_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_DIRECT_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+SETTING_VARIABLES = conf.VARIABLES
 
 
 def manage(
@@ -56,22 +46,6 @@ def manage(
     )
     assert PASSWORD not in result.stdout + result.stderr
     return result
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    """Assert a clean exit; return stdout."""
-    assert result.returncode == 0, f"stdout: {result.stdout}\nstderr: {result.stderr}"
-    return result.stdout
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """Assert exit status 1 with one ``Error:`` line on stderr; return it."""
-    report = f"status {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    assert result.returncode == 1, report
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, report
-    assert lines[0].startswith("Error: "), report
-    return lines[0]
 
 
 async def afetch(url: DatabaseURL, query: str, *args: Any) -> list[tuple[Any, ...]]:

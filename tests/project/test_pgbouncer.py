@@ -50,19 +50,7 @@ INSTALL_HINT = (
     "pgbouncer is not installed; install it with "
     "'apt-get update && apt-get install -y pgbouncer' (.ci/run does)"
 )
-SETTING_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_DIRECT_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "DB_PGBOUNCER",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+SETTING_VARIABLES = conf.VARIABLES
 
 metadata = MetaData()
 probe = Table(

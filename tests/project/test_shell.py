@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from project import dbadmin
+from project import conf, dbadmin
 from project.apps import apps
 from project.models import Base
 from project.shell.namespace import SQL_NAMES
@@ -33,18 +33,7 @@ from project.urls import DatabaseURL
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
 TIMEOUT = 60.0
-SETTING_VARIABLES = (
-    "DATABASE_URL",
-    "DATABASE_DIRECT_URL",
-    "ENVIRONMENT",
-    "DEBUG",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_POOL_TIMEOUT",
-    "DB_POOL_RECYCLE",
-    "DB_POOL_PRE_PING",
-    "MIGRATE_LOCK_TIMEOUT",
-)
+SETTING_VARIABLES = conf.VARIABLES
 ALWAYS = ("Base", "settings", "engine", "session", *SQL_NAMES, "asyncio")
 DOWN_URL = f"postgresql+asyncpg://postgres:{PASSWORD}@127.0.0.1:1/test_nowhere"
 INSERT = 'await session.execute(text("insert into shell_probe values (1)"))'
