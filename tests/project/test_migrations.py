@@ -536,3 +536,35 @@ def test_migrate_sql_starts_from_the_database_and_renders_downgrades(
     assert "CREATE TABLE alembic_version" not in out
     assert output(capsys, "migrate", "--sql").startswith("-- nothing to do")
     assert versions(scratch_db) == [head()]  # nothing ran
+
+
+def test_the_quick_head_check_agrees_with_alembic(
+    scratch_db: DatabaseURL, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migrations._static_heads() == set(migrations.script_directory().get_heads())
+    assert migrations.at_head_quickly() is False  # an empty database
+    call_command("migrate")
+    assert migrations.at_head_quickly() is True
+    call_command("rollback", "--yes")
+    assert migrations.at_head_quickly() is False
+    capsys.readouterr()
+    call_command("migrate")
+    assert "Applied" in capsys.readouterr().out  # not mistaken for a no-op
+
+
+def test_a_no_op_migrate_imports_no_sqlalchemy_or_alembic(scratch_db: DatabaseURL) -> None:
+    ok(manage("migrate", url=scratch_db))
+    probe = (
+        "import sys; from project.management import main\n"
+        "try:\n    main(['migrate'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=environment(scratch_db),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.splitlines() == ["No migrations to apply; the database is at head.", "[]"]

@@ -19,6 +19,9 @@ def command(revision: str, as_sql: bool, yes: bool, force_production: bool) -> N
             click.echo(f"Note: {note}", err=True)
         click.echo(text, nl=False)
         return
+    if revision == "head" and migrations.at_head_quickly():
+        click.echo("No migrations to apply; the database is at head.")
+        return
     direction, target = migrations.plan(revision)
     if direction == "noop":
         click.echo(f"No migrations to apply; the database is at {target}.")
