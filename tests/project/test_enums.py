@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, event, select, text
+from sqlalchemy import MetaData, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -18,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from project.columns import ENUM_LENGTH, EnumString
 from project.enums import AuthMode, ExecutionStatus, ModelProvider, NodeType, ToolType, TriggerType
 from project.models import NAMING_CONVENTION, UUIDPrimaryKeyMixin
+from project.testing.sql import recorded_statements
 
 EXPECTED: dict[type[StrEnum], list[str]] = {
     NodeType: ["trigger", "tool", "agent", "condition", "adapter", "parallel", "aggregator"],
@@ -70,23 +68,6 @@ async def session(db_session: AsyncSession) -> AsyncSession:
     """Return ``db_session`` with the sample table created inside its transaction."""
     await db_session.run_sync(_create_tables)
     return db_session
-
-
-@contextmanager
-def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Collect the SQL of every cursor execution on ``engine``."""
-    statements: list[str] = []
-
-    def record(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 # --- the enums -----------------------------------------------------------------------------

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import factory
 import pytest
@@ -40,6 +38,7 @@ from project.models import (
     TimestampMixin,
     UUIDPrimaryKeyMixin,
 )
+from project.testing.sql import recorded_statements
 
 
 class SampleBase(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, DeclarativeBase):
@@ -103,23 +102,6 @@ async def committed_tables(db_engine: AsyncEngine) -> AsyncIterator[None]:
             # Never hang behind a test's open transaction: fail instead.
             await connection.execute(text("SET LOCAL lock_timeout = '10s'"))
             await connection.run_sync(SampleBase.metadata.drop_all)
-
-
-@contextmanager
-def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Collect the SQL of every cursor execution on ``engine`` (an executemany counts once)."""
-    statements: list[str] = []
-
-    def record(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def _inserts(statements: list[str]) -> list[str]:

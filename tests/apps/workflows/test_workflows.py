@@ -17,13 +17,8 @@ from apps.workflows.factories import EdgeFactory, NodeFactory, WorkflowFactory
 from apps.workflows.models import Edge, Node, Workflow
 from project.enums import NodeType, ToolType, TriggerType
 from project.factories import AsyncFactory
-from tests.apps.helpers import (
-    assert_enum_rejected,
-    count_rows,
-    recorded_statements,
-    selects,
-    violates,
-)
+from project.testing.sql import recorded_statements
+from tests.apps.helpers import assert_enum_rejected, count_rows, selects, violates
 
 NODES_OF = "SELECT count(*) FROM nodes WHERE workflow_id = :id"
 EDGES_OF = "SELECT count(*) FROM edges WHERE workflow_id = :id"
