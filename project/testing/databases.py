@@ -10,6 +10,9 @@
 - Each clone's name is also held by an advisory lock for the process's lifetime: a second
   run on the same server takes the next free name, and a leftover of a crashed run
   (its lock gone) is dropped and cloned afresh.
+- A clone still exactly as cloned at the end (the template's schema digest and migration
+  versions, every table empty; see ``Shape``) is kept, marked clean, and reused by the
+  next run after the same check; anything else is dropped and cloned afresh.
 - Nothing here drops or truncates a database whose name does not start with ``test_``.
 """
 

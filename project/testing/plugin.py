@@ -1,15 +1,16 @@
 """The project's pytest plugin: async tests, per-worker databases, isolation fixtures.
 
 - ``async def`` tests and fixtures run with no marker, on one loop per process.
-- The controller (or a run without xdist) makes sure the migrated template exists; each
-  process clones it into its own database and points ``project.db`` at it.
+- Each test process makes sure the migrated template exists (one at a time, under an
+  advisory lock), clones it into its own database and points ``project.db`` at it; the
+  xdist controller only checks that the server answers, and imports no SQLAlchemy.
 - ``db_session``: an AsyncSession inside a transaction rolled back after the test; code
   under test may commit (a savepoint). Factories, ``get_db()`` and ``session_scope()`` use
   that transaction too.
 - ``transactional_db``: for tests that need real commits; the tables are emptied after.
-- ``--create-db`` rebuilds the template. A worker database left clean (same tables and
-  migration history, every table empty) is kept for the next run, which then skips the
-  clone; anything else is dropped (``--drop-db`` drops them all).
+- ``--create-db`` rebuilds the template. A worker database left clean (the template's
+  schema and migration history, every table empty) is kept for the next run, which then
+  skips the clone; anything else is dropped (``--drop-db`` drops them all).
 """
 
 from __future__ import annotations
