@@ -91,7 +91,9 @@ def stop(data_dir: Path = DATA_DIR) -> bool:
     """Stop the embedded server; return whether one was running."""
     if running_url(data_dir) is None:
         return False
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
