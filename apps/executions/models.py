@@ -18,7 +18,25 @@ from project.models import Base
 _FINISHED_AFTER_START = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
 
 
-class WorkflowExecution(Base):
+class RunMixin:
+    """What every recorded run has: its status, when it ran, what went in and out."""
+
+    status: Mapped[ExecutionStatus] = mapped_column(
+        EnumString(ExecutionStatus),
+        default=ExecutionStatus.PENDING,
+        server_default=ExecutionStatus.PENDING.value,
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    input: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    # none_as_null: no output is SQL NULL, not the JSON value null.
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class WorkflowExecution(RunMixin, Base):
     """One run of a workflow."""
 
     __tablename__ = "workflow_executions"
@@ -33,20 +51,7 @@ class WorkflowExecution(Base):
 
     # RESTRICT: execution history is never deleted behind the user's back.
     workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"))
-    status: Mapped[ExecutionStatus] = mapped_column(
-        EnumString(ExecutionStatus),
-        default=ExecutionStatus.PENDING,
-        server_default=ExecutionStatus.PENDING.value,
-    )
     trigger_type: Mapped[TriggerType] = mapped_column(EnumString(TriggerType))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    input: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    # none_as_null: no output is SQL NULL, not the JSON value null.
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
 
     workflow: Mapped[Workflow] = relationship(lazy="raise")
     node_executions: Mapped[list[NodeExecution]] = relationship(
@@ -58,7 +63,7 @@ class WorkflowExecution(Base):
     )
 
 
-class NodeExecution(Base):
+class NodeExecution(RunMixin, Base):
     """One node's part in a workflow run, with its retries."""
 
     __tablename__ = "node_executions"
@@ -74,19 +79,6 @@ class NodeExecution(Base):
         ForeignKey("workflow_executions.id", ondelete="CASCADE")
     )
     node_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"))
-    status: Mapped[ExecutionStatus] = mapped_column(
-        EnumString(ExecutionStatus),
-        default=ExecutionStatus.PENDING,
-        server_default=ExecutionStatus.PENDING.value,
-    )
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    input: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    # none_as_null: no output is SQL NULL, not the JSON value null.
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
     retry_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     workflow_execution: Mapped[WorkflowExecution] = relationship(
