@@ -1,15 +1,38 @@
-"""What several test modules share that is not a pytest fixture: a copy of the project
-to run ``manage.py`` in, hand-written revisions for it, and checks of a command's exit."""
+"""What several test modules share that is not a pytest fixture: running ``manage.py``,
+a copy of the project to run it in, hand-written revisions, and checks of an exit."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
+from project import conf
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` as a real process, off a terminal, with no setting but ``env``'s."""
+    environ = {k: v for k, v in os.environ.items() if k not in conf.VARIABLES}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def copy_project(root: Path) -> Path:

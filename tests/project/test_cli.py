@@ -33,6 +33,7 @@ from project.management import (
 )
 from project.scaffold import startapp
 from project.urls import DatabaseURL
+from tests.support import run_manage
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
@@ -46,18 +47,7 @@ def manage(
     cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py`` as a real process, off a terminal."""
-    environ = {k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=cwd,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_manage(*args, env=env, cwd=cwd, timeout=120)
 
 
 def with_password(url: DatabaseURL) -> DatabaseURL:

@@ -4,7 +4,6 @@ including the production guard of the destructive ones."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -19,7 +18,7 @@ from project.exceptions import CommandError
 from project.management import call_command
 from project.testing import databases
 from project.urls import DatabaseURL
-from tests.support import error_line, ok
+from tests.support import error_line, ok, run_manage
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
@@ -30,20 +29,9 @@ def manage(
     *args: str, url: DatabaseURL, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py`` as a real process, off a terminal, on ``url`` (with a password)."""
-    environ = {k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES}
     secret = url if url.password else replace(url, password=PASSWORD)
-    environ["DATABASE_URL"] = secret.render(hide_password=False)
-    environ.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    settings = {"DATABASE_URL": secret.render(hide_password=False), **(env or {})}
+    result = run_manage(*args, env=settings, timeout=120)
     assert PASSWORD not in result.stdout + result.stderr
     return result
 

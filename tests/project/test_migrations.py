@@ -25,7 +25,7 @@ from project import conf, dbadmin, migrations
 from project.exceptions import CommandError
 from project.management import call_command
 from project.urls import DatabaseURL
-from tests.support import copy_project, error_line, ok, write_revision
+from tests.support import copy_project, error_line, ok, run_manage, write_revision
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ROOT / "migrations" / "versions"
@@ -51,16 +51,7 @@ def manage(
     *args: str, url: DatabaseURL | str, cwd: Path = ROOT, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py`` as a real process, off a terminal, on ``url``."""
-    result = subprocess.run(
-        manage_argv(*args),
-        cwd=cwd,
-        env=environment(url, **(env or {})),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_manage(*args, env=environment(url, **(env or {})), cwd=cwd)
     assert PASSWORD not in result.stdout + result.stderr
     return result
 
