@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from project import shutdown
 from project.exceptions import ProjectError, first_line, summary
 
 COMMANDS_DIR = Path(__file__).parent / "commands"
@@ -139,6 +140,7 @@ def describe(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line and exit with its status."""
+    shutdown.skip_final_collections()
     args = list(sys.argv[1:] if argv is None else argv)
     if "--traceback" in args:  # a global option, accepted anywhere on the line
         args = ["--traceback", *(arg for arg in args if arg != "--traceback")]
