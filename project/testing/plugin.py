@@ -15,21 +15,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from project import shutdown
 from project.testing import loop
 
 # Cache compiled modules and pytest's rewritten test modules even where the environment
 # sets PYTHONDONTWRITEBYTECODE: otherwise every run, and every xdist worker, compiles the
 # whole suite again. The caches go to the git-ignored __pycache__ folders.
 sys.dont_write_bytecode = False
+# The workers end on the controller's word; their exit should not collect garbage.
+shutdown.skip_final_collections()
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -59,34 +64,77 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _fail(message: str) -> None:
-    raise pytest.UsageError(f"test database setup failed: {message}")
-
-
 def _describe(error: BaseException) -> str:
     from project.management import describe, scrub
 
     return scrub(describe(error))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Check the server (xdist controller), or prepare this process's database.
+def _fail(error: BaseException) -> NoReturn:
+    """Stop the run with one line that says what failed (no password) and what to do."""
+    raise pytest.UsageError(
+        f"test database setup failed: {_describe(error)}; "
+        "start PostgreSQL or point DATABASE_URL at one"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
+    """Prepare this process's database; the xdist controller only checks the server.
 
     The controller imports no SQLAlchemy: each test process, which needs it anyway,
     makes sure the template exists and clones it, one at a time under an advisory lock.
+    The controller's check runs while xdist starts the workers, and stops the run if the
+    server does not answer.
     """
+    config = session.config
+    if not _is_worker(config):
+        config.stash[_RUN_ID] = uuid.uuid4().hex
+    if _is_worker(config) or not _uses_xdist(config):
+        _prepare_database(config)
+        return (yield)
+    check = _ServerCheck()
+    try:
+        return (yield)  # xdist starts the workers
+    finally:
+        check.wait()
+
+
+class _ServerCheck(threading.Thread):
+    """Connect to the server once, in the background; ``wait()`` raises if that failed."""
+
+    def __init__(self) -> None:
+        super().__init__(name="pastetrader-server-check", daemon=True)
+        self.error: Exception | None = None
+        from project.testing import databases
+
+        try:  # in the foreground: it starts the embedded server if it is down
+            self.url = databases.server_url()
+        except Exception as error:
+            _fail(error)
+        self.start()
+
+    def run(self) -> None:
+        from project.testing import databases
+
+        try:
+            asyncio.run(databases.check_server(self.url))
+        except Exception as error:
+            self.error = error
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            _fail(self.error)
+
+
+def _prepare_database(config: pytest.Config) -> None:
+    """Give this test process its clone of the template and point ``project.db`` at it."""
     global _worker_db
     from project.testing import databases
 
-    config = session.config
     try:
         url = databases.server_url()
-        if not _is_worker(config):
-            config.stash[_RUN_ID] = uuid.uuid4().hex
-        if not _is_worker(config) and _uses_xdist(config):
-            loop.run(databases.check_server(url))
-            return
         run_id = (
             getattr(config, "workerinput")["run_id"]  # noqa: B009
             if _is_worker(config)
@@ -105,7 +153,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         db.set_database_url(_worker_db.url)
     except Exception as error:
-        _fail(f"{_describe(error)}; start PostgreSQL or point DATABASE_URL at one")
+        _fail(error)
 
 
 _RUN_ID = pytest.StashKey[str]()

@@ -102,12 +102,15 @@ def test_two_concurrent_runs_both_pass(pytester: pytest.Pytester) -> None:
     assert all("3 passed" in out for out in outputs), outputs
 
 
-def test_unreachable_server_stops_the_run_with_one_line(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["single", "xdist"])
+def test_unreachable_server_stops_the_run_with_one_line(
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
+) -> None:
     pytester.makepyfile(test_inner="def test_x():\n    assert True\n")
     env = _env()
     env["DATABASE_URL"] = "postgresql://someone:Sup3rSecret@127.0.0.1:1/nothing"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "project.testing.plugin", "-q"],
+        [sys.executable, "-m", "pytest", "-p", "project.testing.plugin", "-q", *xdist],
         cwd=pytester.path,
         env=env,
         capture_output=True,
