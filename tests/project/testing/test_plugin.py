@@ -304,3 +304,28 @@ def test_xdist_controller_imports_no_sqlalchemy(pytester: pytest.Pytester) -> No
     result = _inner(pytester, "-n", "2")
     result.assert_outcomes(passed=3)
     assert (pytester.path / "controller_modules.txt").read_text() == ""
+
+
+LOADER_PROBE = """
+import faker
+
+
+def test_loader():
+    print("faker loaded by", type(faker.__loader__).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "rewritten"), [(("-p", "no:faker"), False), ((), True)], ids=["blocked", "loaded"]
+)
+def test_a_blocked_plugins_package_is_not_assertion_rewritten(
+    pytester: pytest.Pytester, flags: tuple[str, ...], rewritten: bool
+) -> None:
+    pytester.makepyfile(test_probe=LOADER_PROBE)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _env().items():
+            patch.setenv(key, value)
+        result = pytester.runpytest_subprocess("-p", "project.testing.plugin", "-s", *flags)
+    result.assert_outcomes(passed=1)
+    loader = "AssertionRewritingHook" if rewritten else "SourceFileLoader"
+    assert f"faker loaded by {loader}" in result.stdout.str()
