@@ -6,11 +6,13 @@ serve every test: an AsyncEngine must never cross event loops.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
@@ -20,6 +22,9 @@ def get_loop() -> asyncio.AbstractEventLoop:
     """Return the session's loop, creating it on first use."""
     global _loop
     if _loop is None or _loop.is_closed():
+        # Imported here: the xdist controller, which runs no test, never needs asyncio.
+        import asyncio
+
         _loop = asyncio.new_event_loop()
     return _loop
 

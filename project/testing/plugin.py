@@ -15,11 +15,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -105,7 +103,7 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
     """
     config = session.config
     if not _is_worker(config):
-        config.stash[_RUN_ID] = uuid.uuid4().hex
+        config.stash[_RUN_ID] = os.urandom(16).hex()
     if _is_worker(config) or not _uses_xdist(config):
         _prepare_database(config)
         return (yield)
@@ -131,6 +129,8 @@ class _ServerCheck(threading.Thread):
         self.start()
 
     def run(self) -> None:
+        import asyncio
+
         from project.testing import databases
 
         try:
