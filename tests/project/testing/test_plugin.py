@@ -51,8 +51,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    pytester.makepyfile(test_inner=INNER_SESSION_TESTS)
+def _inner(
+    pytester: pytest.Pytester, *args: str, tests: str = INNER_SESSION_TESTS
+) -> pytest.RunResult:
+    pytester.makepyfile(test_inner=tests)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env().items():
             patch.setenv(key, value)
@@ -321,11 +323,26 @@ def test_loader():
 def test_a_blocked_plugins_package_is_not_assertion_rewritten(
     pytester: pytest.Pytester, flags: tuple[str, ...], rewritten: bool
 ) -> None:
-    pytester.makepyfile(test_probe=LOADER_PROBE)
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in _env().items():
-            patch.setenv(key, value)
-        result = pytester.runpytest_subprocess("-p", "project.testing.plugin", "-s", *flags)
+    result = _inner(pytester, *flags, tests=LOADER_PROBE)
     result.assert_outcomes(passed=1)
     loader = "AssertionRewritingHook" if rewritten else "SourceFileLoader"
     assert f"faker loaded by {loader}" in result.stdout.str()
+
+
+FREEZE_PROBE = """
+import gc
+from pathlib import Path
+
+
+def test_frozen():
+    (Path(__file__).parent / "frozen.txt").write_text(str(gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["single", "xdist"])
+def test_what_collection_built_is_frozen_before_the_tests(
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
+) -> None:
+    _inner(pytester, *xdist, tests=FREEZE_PROBE).assert_outcomes(passed=1)
+    # pytest, SQLAlchemy and the collected test: far more than anything a test makes
+    assert int((pytester.path / "frozen.txt").read_text()) > 10_000
