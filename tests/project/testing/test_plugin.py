@@ -333,16 +333,21 @@ FREEZE_PROBE = """
 import gc
 from pathlib import Path
 
+COLLECTING = gc.isenabled()
+
 
 def test_frozen():
-    (Path(__file__).parent / "frozen.txt").write_text(str(gc.get_freeze_count()))
+    report = f"{gc.get_freeze_count()} {COLLECTING} {gc.isenabled()}"
+    (Path(__file__).parent / "frozen.txt").write_text(report)
 """
 
 
 @pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["single", "xdist"])
-def test_what_collection_built_is_frozen_before_the_tests(
+def test_the_collector_skips_start_up_and_runs_for_the_tests(
     pytester: pytest.Pytester, xdist: tuple[str, ...]
 ) -> None:
     _inner(pytester, *xdist, tests=FREEZE_PROBE).assert_outcomes(passed=1)
+    frozen, while_collecting, while_testing = (pytester.path / "frozen.txt").read_text().split()
     # pytest, SQLAlchemy and the collected test: far more than anything a test makes
-    assert int((pytester.path / "frozen.txt").read_text()) > 10_000
+    assert int(frozen) > 10_000
+    assert (while_collecting, while_testing) == ("False", "True")
