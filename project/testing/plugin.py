@@ -11,6 +11,8 @@
 - ``--create-db`` rebuilds the template. A worker database left clean (the template's
   schema and migration history, every table empty) is kept for the next run, which then
   skips the clone; anything else is dropped (``--drop-db`` drops them all).
+- The garbage collector is off while the plugin loads and the tests are collected; what
+  exists then is frozen before the first test, so collections never rescan it.
 """
 
 from __future__ import annotations
