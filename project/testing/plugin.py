@@ -34,7 +34,7 @@ from project.testing import loop
 # sets PYTHONDONTWRITEBYTECODE: otherwise every run, and every xdist worker, compiles the
 # whole suite again. The caches go to the git-ignored __pycache__ folders.
 sys.dont_write_bytecode = False
-# The workers end on the controller's word; their exit should not collect garbage.
+# A test process exits without collecting its heap first (see project.shutdown).
 shutdown.skip_final_collections()
 # Start-up (SQLAlchemy, the models, Faker) and collection make almost no garbage, yet the
 # collector ran some 150 times over what they build, 40 ms of a worker's CPU here: it
