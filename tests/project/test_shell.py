@@ -51,8 +51,13 @@ def environment(url: DatabaseURL | str, home: Path, **extra: str) -> dict[str, s
 
 def shell(*args: str, env: Mapping[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``manage.py shell ARGS`` off a terminal, ``stdin`` as its input."""
+    return python("manage.py", "shell", *args, env=env, stdin=stdin)
+
+
+def python(*args: str, env: Mapping[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` in the project off a terminal, ``stdin`` as its input."""
     return subprocess.run(
-        [sys.executable, "manage.py", "shell", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         input=stdin,
@@ -338,15 +343,7 @@ def test_no_imports_loads_nothing(db_url: DatabaseURL, tmp_path: Path) -> None:
 def test_verbose_lists_each_name_and_its_origin(db_url: DatabaseURL, tmp_path: Path) -> None:
     env = environment(db_url, tmp_path)
     for args in (["-v", "shell"], ["shell", "-v"]):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args, "-c", "pass"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        result = python("manage.py", *args, "-c", "pass", env=env)
         assert result.returncode == 0, result.stderr
         rows = {line.split()[0]: line for line in result.stderr.splitlines()}
         assert set(ALWAYS) | set(installed_model_names()) <= set(rows)
@@ -406,15 +403,7 @@ def test_a_name_clash_is_reported_and_both_stay_reachable(
         """
     )
     env = environment(db_url, tmp_path, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}")
-    result = subprocess.run(
-        [sys.executable, "-c", _CLASH_RUN, "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = python("-c", _CLASH_RUN, "shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "clash_a.models clash_a.models clash_b.models",
@@ -684,14 +673,6 @@ main(["shell", "-i", "ipython"])
 
 
 def test_ipython_missing_is_a_one_line_error(db_url: DatabaseURL, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_IPYTHON],
-        cwd=ROOT,
-        env=environment(db_url, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = python("-c", _WITHOUT_IPYTHON, env=environment(db_url, tmp_path))
     assert result.returncode == 1
     assert result.stderr == "Error: IPython is not installed; install it or use -i python\n"
