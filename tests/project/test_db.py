@@ -133,6 +133,13 @@ async def _backend_pid() -> int:
     return pid
 
 
+async def _two_backend_pids() -> set[int]:
+    """Return the server pids behind two sessions open at once (two pooled connections)."""
+    async with db.session_scope() as first, db.session_scope() as second:
+        pids = [await s.scalar(select(func.pg_backend_pid())) for s in (first, second)]
+    return {pid for pid in pids if isinstance(pid, int)}
+
+
 def _pool(engine: AsyncEngine) -> QueuePool:
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
@@ -514,22 +521,14 @@ async def test_idle_connections_killed_by_the_server_are_replaced(
     pooled_engine: AsyncEngine, db_url: DatabaseURL
 ) -> None:
     assert db.PING_AFTER_IDLE_SECONDS < 1
-    async with db.session_scope() as first, db.session_scope() as second:
-        old_pids = {
-            await first.scalar(select(func.pg_backend_pid())),
-            await second.scalar(select(func.pg_backend_pid())),
-        }
+    old_pids = await _two_backend_pids()
     assert len(old_pids) == 2
     assert _pool(pooled_engine).checkedin() == 2
     await asyncio.sleep(db.PING_AFTER_IDLE_SECONDS + 0.1)
 
     assert old_pids <= set(await _terminate_other_backends(db_url))
 
-    async with db.session_scope() as first, db.session_scope() as second:
-        new_pids = {
-            await first.scalar(select(func.pg_backend_pid())),
-            await second.scalar(select(func.pg_backend_pid())),
-        }
+    new_pids = await _two_backend_pids()
     assert len(new_pids) == 2
     assert not new_pids & old_pids
 
@@ -541,21 +540,13 @@ async def test_failed_ping_replaces_the_whole_pool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
-    async with db.session_scope() as first, db.session_scope() as second:
-        old_pids = {
-            await first.scalar(select(func.pg_backend_pid())),
-            await second.scalar(select(func.pg_backend_pid())),
-        }
+    old_pids = await _two_backend_pids()
     await asyncio.sleep(0.1)
     await _terminate_other_backends(db_url)
     # The client has not noticed (a half-open socket, say): only the ping can tell.
     monkeypatch.setattr(asyncpg.connection.Connection, "is_closed", lambda self: False)
 
-    async with db.session_scope() as first, db.session_scope() as second:
-        new_pids = {
-            await first.scalar(select(func.pg_backend_pid())),
-            await second.scalar(select(func.pg_backend_pid())),
-        }
+    new_pids = await _two_backend_pids()
     assert len(new_pids) == 2
     assert not new_pids & old_pids
     # One failed ping dropped the pool: the second dead connection was not pinged.
