@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from project.factories import AsyncFactory
 from project.testing.sql import recorded_statements
 
 
@@ -38,6 +39,13 @@ async def count_rows(session: AsyncSession, sql: str, **params: Any) -> int:
     count = await session.scalar(text(sql), params)
     assert isinstance(count, int)
     return count
+
+
+async def created_rows(session: AsyncSession, factory: type[AsyncFactory[Any]]) -> int:
+    """Create one object with ``factory``; return how many rows in its table carry its id."""
+    created = await factory.create()
+    table = type(created).__tablename__
+    return await count_rows(session, f"SELECT count(*) FROM {table} WHERE id = :id", id=created.id)
 
 
 def selects(statements: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ from project.columns import EnumString
 from project.enums import ExecutionStatus, TriggerType
 from project.factories import AsyncFactory
 from project.models import Base
-from tests.apps.helpers import assert_enum_rejected, count_rows, violates
+from tests.apps.helpers import assert_enum_rejected, count_rows, created_rows, violates
 
 RUNS_OF = "SELECT count(*) FROM node_executions WHERE workflow_execution_id = :id"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -52,11 +52,7 @@ def test_node_execution_factory_builds_on_a_node_of_the_runs_workflow() -> None:
 async def test_factories_create_rows(
     db_session: AsyncSession, factory: type[AsyncFactory[Any]]
 ) -> None:
-    created = await factory.create()
-    table = type(created).__tablename__
-    assert await count_rows(
-        db_session, f"SELECT count(*) FROM {table} WHERE id = :id", id=created.id
-    )
+    assert await created_rows(db_session, factory) == 1
 
 
 async def test_node_execution_factory_creates_a_consistent_run(db_session: AsyncSession) -> None:

@@ -18,7 +18,7 @@ from apps.workflows.models import Edge, Node, Workflow
 from project.enums import NodeType, ToolType, TriggerType
 from project.factories import AsyncFactory
 from project.testing.sql import recorded_statements
-from tests.apps.helpers import assert_enum_rejected, count_rows, selects, violates
+from tests.apps.helpers import assert_enum_rejected, count_rows, created_rows, selects, violates
 
 NODES_OF = "SELECT count(*) FROM nodes WHERE workflow_id = :id"
 EDGES_OF = "SELECT count(*) FROM edges WHERE workflow_id = :id"
@@ -65,11 +65,7 @@ def test_node_and_edge_factories_build_without_database() -> None:
 async def test_factories_create_rows(
     db_session: AsyncSession, factory: type[AsyncFactory[Any]]
 ) -> None:
-    created = await factory.create()
-    table = type(created).__tablename__
-    assert await count_rows(
-        db_session, f"SELECT count(*) FROM {table} WHERE id = :id", id=created.id
-    )
+    assert await created_rows(db_session, factory) == 1
 
 
 @pytest.mark.parametrize("factory", [WorkflowFactory, NodeFactory, EdgeFactory])
