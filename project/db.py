@@ -1,8 +1,9 @@
 """The async engine and sessions.
 
 ``engine`` is created on first use, never at import. ``async_session`` makes sessions with
-``expire_on_commit=False``; ``get_db()`` (a FastAPI dependency) and ``session_scope()`` (for
-scripts and tasks) commit on success, roll back and re-raise on error, and always close.
+``expire_on_commit=False``; ``get_db()`` (a FastAPI dependency: use it as ``SessionDep``,
+which commits before the response) and ``session_scope()`` (for scripts and tasks) commit
+on success, roll back and re-raise on error, and always close.
 ``use_database()`` points all of it at another database; ``bind_to()`` at one connection
 (the test plugin's isolated transaction).
 """
@@ -13,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
 from sqlalchemy import event, exc
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_
 
+from project import liveness
 from project.conf import Settings, get_settings
 from project.exceptions import ProjectError
 from project.urls import DatabaseURL
@@ -35,7 +37,7 @@ from project.urls import DatabaseURL
 T = TypeVar("T")
 
 # A connection checked in less than this long ago is handed out without a ping round trip
-# (HikariCP's rule); one the server closed meanwhile is still caught by is_closed().
+# (HikariCP's rule); one the server closed meanwhile is still caught by its socket's poll.
 PING_AFTER_IDLE_SECONDS = 0.5
 _LAST_USED = "last_used"
 
@@ -116,9 +118,13 @@ def _mark_used(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> N
 def _ping_on_checkout(
     dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
 ) -> None:
-    """Replace a dead connection before it is handed out, pinging only idle ones."""
+    """Replace a dead connection before it is handed out, pinging only idle ones.
+
+    Every checkout polls the socket first (no round trip): one the server closed, even
+    a moment ago and not yet noticed by asyncpg, is replaced whatever its age.
+    """
     driver = dbapi_connection.driver_connection
-    if driver.is_closed():
+    if liveness.is_dead(driver):
         raise exc.DisconnectionError("connection closed by the server")
     last_used = record.info.get(_LAST_USED)
     if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
@@ -180,6 +186,9 @@ def __getattr__(name: str) -> Any:
     # ``from project.db import engine`` creates the engine then, not at import.
     if name == "engine":
         return get_engine()
+    if name == "SessionDep":
+        value = globals()["SessionDep"] = _session_dep()
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -266,9 +275,46 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
-    """Yield a session per request (FastAPI dependency), with ``session_scope()``'s rules."""
+    """Yield a session per request (a FastAPI dependency), with ``session_scope()``'s rules.
+
+    In endpoints, declare ``session: SessionDep`` rather than ``Depends(get_db)``. FastAPI
+    runs a plain ``Depends`` dependency's exit code after the response has been sent, so
+    a COMMIT that fails there (a deferred constraint, a serialization failure) loses the
+    row while the client was already told 200. ``SessionDep`` commits before the
+    response, and a failing commit answers 500::
+
+        from fastapi import FastAPI
+        from project.db import SessionDep
+
+        app = FastAPI()
+
+        @app.post("/tools", status_code=201)
+        async def create_tool(name: str, session: SessionDep) -> dict[str, str]:
+            tool = Tool(name=name, tool_type=ToolType.HTTP)
+            session.add(tool)
+            await session.flush()
+            return {"id": str(tool.id)}
+    """
     async with session_scope() as session:
         yield session
+
+
+if TYPE_CHECKING:
+    from typing import Annotated
+
+    from fastapi import Depends
+
+    SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+def _session_dep() -> Any:
+    """Return ``SessionDep``: ``get_db`` with its commit before the response (FastAPI's
+    ``scope="function"``). Built on first use: importing ``project.db`` imports no FastAPI."""
+    from typing import Annotated
+
+    from fastapi import Depends
+
+    return Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

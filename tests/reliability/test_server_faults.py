@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 
 import pytest
@@ -100,3 +101,42 @@ async def test_pool_exhaustion_waits_then_fails_clearly_then_recovers(db_url: Da
     finally:
         override_settings(None)
         await db.use_database(db_url)
+
+
+async def terminate_and_wait(url: DatabaseURL) -> int:
+    """Kill every other backend of ``url``'s database; return once each one has exited
+    (``pg_terminate_backend(pid, timeout)``), without giving the client's event loop a
+    turn to read the servers' goodbyes."""
+    conn = await dbadmin.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def kill_while_the_loop_is_busy(url: DatabaseURL) -> int:
+    """Kill the backends from another thread while this event loop is blocked, as if
+    another process did it while the application was busy: the pooled sockets' goodbyes
+    stay unread until the next request runs."""
+    killed: list[int] = []
+    worker = threading.Thread(target=lambda: killed.append(asyncio.run(terminate_and_wait(url))))
+    worker.start()
+    worker.join()
+    return killed[0]
+
+
+async def test_burst_right_after_the_pool_is_killed_never_gets_a_dead_connection(
+    transactional_db: AsyncEngine, db_url: DatabaseURL
+) -> None:
+    # Every pooled connection was checked in just now: no ping would run for any of them.
+    for _round in range(10):
+        assert await asyncio.gather(*(request() for _ in range(5))) == [1] * 5
+        assert kill_while_the_loop_is_busy(db_url) >= 1
+        results = await asyncio.gather(*(request() for _ in range(20)), return_exceptions=True)
+        failures = [repr(r) for r in results if r != 1]
+        assert failures == []
