@@ -46,7 +46,9 @@ class Boom(Exception):
     """Raised by the code under test after it wrote something."""
 
 
-SessionDep = Annotated[AsyncSession, Depends(db.get_db)]
+SessionDep = db.SessionDep
+# The trap SessionDep avoids: FastAPI ends a plain Depends dependency after the response.
+LateCommitDep = Annotated[AsyncSession, Depends(db.get_db)]
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
@@ -431,6 +433,61 @@ async def test_get_db_reraises_the_error(note_table: AsyncEngine, db_url: Databa
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         with pytest.raises(Boom):
             await client.post("/notes/crash", params={"body": "lost"})
+    assert await _committed_bodies(db_url) == []
+
+
+@pytest.fixture
+async def doomed_on_commit(note_table: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """Make COMMIT fail for a transaction that wrote a note with the body 'doomed': a
+    deferred constraint trigger, checked only at COMMIT, as a deferred foreign key is."""
+    async with note_table.begin() as connection:
+        await connection.execute(
+            text(
+                "CREATE FUNCTION test_db_refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.body = 'doomed' THEN "
+                "RAISE EXCEPTION 'doomed at commit' USING ERRCODE = '23514'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER test_db_doomed AFTER INSERT ON test_db_note "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                "EXECUTE FUNCTION test_db_refuse_doomed()"
+            )
+        )
+    try:
+        yield note_table
+    finally:
+        async with note_table.begin() as connection:
+            await connection.execute(text("DROP TABLE IF EXISTS test_db_note"))
+            await connection.execute(text("DROP FUNCTION test_db_refuse_doomed()"))
+
+
+async def test_session_dep_answers_5xx_when_the_commit_fails(
+    doomed_on_commit: AsyncEngine, db_url: DatabaseURL
+) -> None:
+    async with _client(_app([])) as client:
+        response = await client.post("/notes", params={"body": "doomed"})
+        assert response.status_code == 500
+        assert (await client.post("/notes", params={"body": "kept"})).status_code == 200
+    assert await _committed_bodies(db_url) == ["kept"]
+    assert _pool(db.get_engine()).checkedout() == 0
+
+
+async def test_plain_depends_on_get_db_answers_success_for_a_lost_commit(
+    doomed_on_commit: AsyncEngine, db_url: DatabaseURL
+) -> None:
+    """Why SessionDep exists: with ``Depends(get_db)`` the commit runs after the answer."""
+    app = FastAPI()
+
+    @app.post("/notes", status_code=201)
+    async def create_note(body: str, session: LateCommitDep) -> None:
+        session.add(Note(body=body))
+
+    async with _client(app) as client:
+        response = await client.post("/notes", params={"body": "doomed"})
+    assert response.status_code == 201
     assert await _committed_bodies(db_url) == []
 
 
