@@ -29,8 +29,10 @@ def command(message: str | None, empty: bool, check: bool, merge: bool) -> None:
             )
         click.echo("No changes: the models match the migrations.")
         return
-    paths = migrations.makemigrations(message, empty=empty)
-    if not paths:
+    written = migrations.makemigrations(message, empty=empty)
+    if not written:
         click.echo("No changes detected.")
-    for path in paths:
-        click.echo(f"Wrote {path}")
+    for revision in written:
+        click.echo(f"Wrote {revision.path}")
+        for operation in revision.operations:
+            click.echo(f"  {operation}")
