@@ -1,17 +1,27 @@
 """Alembic's environment: async, on the project's settings and every installed app's models.
 
-Three ways in, one code path: ``manage.py`` passes an open connection in
-``config.attributes["connection"]`` (Alembic's connection-sharing recipe, so it also works
-from code that already runs an event loop); plain ``alembic upgrade head`` gets a fresh
-async engine here; ``--sql`` renders offline.
+One code path, whatever comes in ``config.attributes["connection"]`` (Alembic's
+connection-sharing recipe, so it also works from code that already runs an event loop):
+
+- a sync ``Connection``: what ``manage.py`` passes, from inside its own async connection;
+- an ``AsyncConnection``: run on it, inside its greenlet when called from ``run_sync``
+  (one not started yet is started, committed and closed here);
+- an ``AsyncEngine`` (pytest-alembic's way): connect, take the migration lock, run, and
+  dispose the pool before the loop that made it ends;
+- nothing: plain ``alembic upgrade head`` gets a one-shot engine from the settings.
+
+``--sql`` renders offline.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util.concurrency import in_greenlet
 
 from project import migrations
 
@@ -41,22 +51,51 @@ def run_on(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_with_new_engine() -> None:
-    """Open a direct connection from the settings, take the migration lock (plain
-    ``alembic upgrade`` is serialized with ``manage.py migrate`` too), run, dispose."""
-    engine = migrations.create_migration_engine()
+async def run_on_engine(engine: AsyncEngine, *, dispose: bool) -> None:
+    """Open a connection on ``engine``, take the migration lock (so plain ``alembic
+    upgrade`` is serialized with ``manage.py migrate`` too), run, and dispose the pool:
+    its connections belong to this loop, which is about to end."""
     try:
         async with engine.connect() as connection:
             await migrations.take_lock(connection)
             await connection.run_sync(run_on)
             await connection.commit()
     finally:
-        await engine.dispose()
+        if dispose:
+            await engine.dispose()
+
+
+async def run_on_async_connection(connection: AsyncConnection) -> None:
+    """Run on ``connection``; one not started yet is started, committed and closed here."""
+    if connection.sync_connection is not None:
+        await connection.run_sync(run_on)
+        return
+    async with connection:
+        await connection.run_sync(run_on)
+        await connection.commit()
+
+
+def run_shared(shared: Any) -> None:
+    """Run on what the caller put in ``config.attributes["connection"]``."""
+    if isinstance(shared, Connection):
+        run_on(shared)
+    elif isinstance(shared, AsyncConnection):
+        if in_greenlet() and shared.sync_connection is not None:
+            run_on(shared.sync_connection)  # called from run_sync: its loop is running
+        else:
+            asyncio.run(run_on_async_connection(shared))
+    elif isinstance(shared, AsyncEngine):
+        asyncio.run(run_on_engine(shared, dispose=True))
+    else:
+        raise TypeError(
+            'config.attributes["connection"] must be a Connection, an AsyncConnection or '
+            f"an AsyncEngine, not {type(shared).__name__}"
+        )
 
 
 if context.is_offline_mode():
     run_offline()
 elif (shared := config.attributes.get("connection")) is not None:
-    run_on(shared)
+    run_shared(shared)
 else:
-    asyncio.run(run_with_new_engine())
+    asyncio.run(run_on_engine(migrations.create_migration_engine(), dispose=True))

@@ -1,0 +1,1 @@
+"""Tests of the migration environment (migrations/env.py)."""
