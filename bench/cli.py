@@ -5,7 +5,10 @@
 - ``manage.py --help`` vs ``python -c "import sqlalchemy.ext.asyncio, alembic.command"``
   (target: at most 0.4x);
 - ``manage.py migrate`` at head vs ``alembic upgrade head`` (target: at most 1.1x);
-- ``manage.py showmigrations`` vs ``alembic history`` + ``alembic current`` (at most 1.1x).
+- ``manage.py showmigrations`` vs ``alembic history`` + ``alembic current`` (at most 1.1x);
+- ``uv run manage.py --help``, as the README runs it, vs the venv's python running the
+  same (at most 2x), with ``PYTHONDONTWRITEBYTECODE=1`` (these machines) and without it
+  (a laptop); its warm runs must print nothing on stderr.
 
 Each figure is the median of several runs of a fresh process, on a scratch database.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,9 +50,33 @@ def report(name: str, ours: float, baseline: float, target: float) -> None:
     ratio = ours / baseline
     verdict = "ok" if ratio <= target else "MISSED"
     print(
-        f"{name:<16} {ours * 1000:7.0f} ms vs {baseline * 1000:7.0f} ms baseline: "
+        f"{name:<22} {ours * 1000:7.0f} ms vs {baseline * 1000:7.0f} ms baseline: "
         f"{ratio:.2f}x (target <= {target}x) {verdict}"
     )
+
+
+def uv_run_overhead(env: dict[str, str]) -> None:
+    """Compare ``uv run manage.py --help`` with the venv's python, with and without
+    ``PYTHONDONTWRITEBYTECODE``."""
+    uv = shutil.which("uv")
+    if uv is None:
+        print("uv run           skipped: uv is not on PATH")
+        return
+    for label, value in (("set", "1"), ("unset", None)):
+        variant = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        if value is not None:
+            variant["PYTHONDONTWRITEBYTECODE"] = value
+        command = [uv, "run", "manage.py", "--help"]
+        warm = subprocess.run(command, cwd=ROOT, env=variant, capture_output=True, text=True)
+        extra = f" (stderr: {warm.stderr.strip()!r})" if warm.stderr.strip() else ""
+        report(
+            f"uv run, DONTWRITE {label}",
+            timed([command], variant),
+            timed([[*MANAGE, "--help"]], variant),
+            2.0,
+        )
+        if extra:
+            print(f"  MISSED: a warm uv run printed something{extra}")
 
 
 def main() -> None:
@@ -73,6 +101,7 @@ def main() -> None:
             timed([[*ALEMBIC, "history"], [*ALEMBIC, "current"]], env),
             1.1,
         )
+        uv_run_overhead(env)
     finally:
         asyncio.run(dbadmin.drop_database(url))
 
