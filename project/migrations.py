@@ -260,17 +260,123 @@ def _direction(script: ScriptDirectory, heads: tuple[str, ...], target: str) -> 
     return "downgrade" if target in _applied(script, heads) else "upgrade"
 
 
-def plan(revision: str = "head") -> tuple[str, str]:
-    """Return ("upgrade"|"downgrade"|"noop", target) for migrating to ``revision``."""
+@dataclass(frozen=True)
+class Plan:
+    """What migrating will do: the direction, the target, the database's revisions now,
+    and for a downgrade the revisions it unapplies (newest first) and the tables it drops
+    (None when its SQL could not be rendered to tell)."""
+
+    direction: str  # "upgrade", "downgrade" or "noop"
+    target: str
+    heads: tuple[str, ...] = ()
+    unapplied: tuple[Migration, ...] = ()
+    dropped_tables: tuple[str, ...] | None = ()
+
+    def describe(self, action: str | None = None) -> str:
+        """Return ``action`` (default: downgrade to the target) with what it unapplies and
+        drops, for a confirmation prompt."""
+        text = action or f"downgrade the database to {self.target}"
+        if self.unapplied:
+            text += ", unapplying " + ", ".join(
+                f"{m.revision} ({m.message})" if m.message else m.revision for m in self.unapplied
+            )
+        if self.dropped_tables is None:
+            text += " (which tables it drops is unknown: its SQL cannot be rendered offline)"
+        elif self.dropped_tables:
+            noun = "table" if len(self.dropped_tables) == 1 else "tables"
+            text += f" and dropping {noun} {', '.join(self.dropped_tables)}"
+        return text
+
+
+def plan(revision: str = "head") -> Plan:
+    """Return what migrating to ``revision`` would do, reading the database's revision."""
     script = script_directory()
     target = _resolve(script, revision)
     if target == "head":
         _require_single_head(script)
+    heads = run_online(lambda config, connection: current_heads(connection))
+    direction = _direction(script, heads, target)
+    if direction == "downgrade":
+        return _downgrade_plan(script, heads, target)
+    return Plan(direction, target, heads)
 
-    def work(config: Config, connection: Connection) -> tuple[str, str]:
-        return _direction(script, current_heads(connection), target), target
 
-    return run_online(work)
+def rollback_plan(steps: int = 1) -> Plan:
+    """Return what rolling back ``steps`` revisions would do; an impossible rollback (more
+    steps than applied revisions) is an error here, before anyone is asked to confirm."""
+    if steps < 1:
+        raise CommandError(f"--steps must be at least 1, got {steps}")
+    script = script_directory()
+    heads = run_online(lambda config, connection: current_heads(connection))
+    return _downgrade_plan(script, heads, _steps_back(script, heads, steps))
+
+
+def _steps_back(script: ScriptDirectory, heads: tuple[str, ...], steps: int) -> str:
+    """Return the revision ``steps`` revisions below ``heads`` (``base`` for all of them)."""
+    if not heads:
+        raise CommandError("nothing to roll back: no migration is applied")
+    available = len(_applied(script, heads))
+    if steps > available:
+        noun = "revision" if steps == 1 else "revisions"
+        raise CommandError(f"cannot roll back {steps} {noun}; only {available} applied")
+    if len(heads) > 1:
+        raise CommandError(
+            f"the database is at {len(heads)} heads ({', '.join(sorted(heads))}); "
+            "name the revision to go back to"
+        )
+    current = heads[0]
+    for _ in range(steps):
+        found = script.get_revision(current)
+        assert found is not None
+        down = found.down_revision
+        if isinstance(down, tuple | list):
+            if len(down) > 1:  # which parent is "one back" is a guess: let the user say
+                raise CommandError(
+                    f"cannot count revisions back past merge revision {current}; "
+                    "name the revision to go back to"
+                )
+            down = down[0] if down else None
+        current = down or "base"
+    return current
+
+
+def _downgrade_plan(script: ScriptDirectory, heads: tuple[str, ...], target: str) -> Plan:
+    kept = _applied(script, (target,)) if target != "base" else set()
+    unapplied = tuple(
+        Migration(rev.revision, " ".join((rev.doc or "").split()), applied=True)
+        for rev in script.iterate_revisions(heads, "base")
+        if rev.revision not in kept
+    )
+    return Plan("downgrade", target, heads, unapplied, dropped_tables(heads, target))
+
+
+# The table names after CREATE TABLE / DROP TABLE (a DROP may list several).
+_TABLE_DDL = re.compile(
+    r"^\s*(CREATE|DROP)\s+TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?([^;(]+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def dropped_tables(heads: tuple[str, ...], target: str) -> tuple[str, ...] | None:
+    """Return the tables that downgrading from ``heads`` to ``target`` drops, read from
+    the downgrade's SQL rendered offline; None when that SQL cannot be rendered."""
+    from alembic import command
+
+    out = io.StringIO()
+    config = alembic_config(out)
+    try:
+        for head in heads:
+            command.downgrade(config, f"{head}:{target}", sql=True)
+    except Exception:  # e.g. a downgrade that reads rows needs a live database to render
+        return None
+    first: dict[str, str] = {}  # a table created before it is dropped did not exist before
+    for verb, names in _TABLE_DDL.findall(out.getvalue()):
+        listed = names.split(",") if verb.upper() == "DROP" else [names]
+        for name in listed:
+            words = name.split()
+            if words:
+                first.setdefault(words[0].replace('"', ""), verb.upper())
+    return tuple(n for n, verb in first.items() if verb == "DROP" and n != "alembic_version")
 
 
 def _static_heads() -> set[str] | None:
@@ -413,21 +519,47 @@ def upgrade(
     run_online(work, lock=True, url=url)
 
 
-def downgrade(revision: str, *, echo: Callable[[str], None] = print) -> None:
-    """Downgrade the database to ``revision`` (``base`` for an empty schema)."""
+def _check_unchanged(heads: tuple[str, ...], expected: tuple[str, ...] | None) -> None:
+    if expected is not None and set(heads) != set(expected):
+        was, now = ", ".join(expected) or "base", ", ".join(heads) or "base"
+        raise CommandError(
+            f"the database moved from {was} to {now} since the plan was made; run it again"
+        )
+
+
+def downgrade(
+    revision: str,
+    *,
+    echo: Callable[[str], None] = print,
+    from_heads: tuple[str, ...] | None = None,
+) -> None:
+    """Downgrade the database to ``revision`` (``base`` for an empty schema).
+
+    With ``from_heads`` (a Plan's), refuse when the database is no longer there: what
+    was confirmed is what runs.
+    """
     from alembic import command
 
     target = _resolve(script_directory(), revision)
 
     def work(config: Config, connection: Connection) -> None:
+        _check_unchanged(current_heads(connection), from_heads)
+        # End the read's implicit transaction: each revision then gets its own.
+        connection.commit()
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
         command.downgrade(config, target)
 
     run_online(work, lock=True)
 
 
-def rollback(steps: int = 1, *, echo: Callable[[str], None] = print) -> None:
-    """Downgrade ``steps`` revisions."""
+def rollback(
+    steps: int = 1,
+    *,
+    echo: Callable[[str], None] = print,
+    from_heads: tuple[str, ...] | None = None,
+) -> None:
+    """Downgrade ``steps`` revisions (refusing, with ``from_heads``, a database that is no
+    longer where the plan found it)."""
     from alembic import command
 
     if steps < 1:
@@ -436,15 +568,11 @@ def rollback(steps: int = 1, *, echo: Callable[[str], None] = print) -> None:
 
     def work(config: Config, connection: Connection) -> None:
         heads = current_heads(connection)
-        # End the read's implicit transaction: each revision then gets its own.
         connection.commit()
-        if not heads:
-            raise CommandError("nothing to roll back: no migration is applied")
-        available = len(_applied(script, heads))
-        if steps > available:
-            raise CommandError(f"cannot roll back {steps} revisions; only {available} applied")
+        _check_unchanged(heads, from_heads)
+        target = _steps_back(script, heads, steps)
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
-        command.downgrade(config, f"-{steps}")
+        command.downgrade(config, target)
 
     run_online(work, lock=True)
 

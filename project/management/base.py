@@ -23,14 +23,19 @@ def destructive(func: F) -> F:
     return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(func)
 
 
-def confirm(action: str, *, yes: bool, force_production: bool) -> None:
-    """Refuse ``action`` in production unless forced; otherwise ask, or require --yes."""
+def refuse_in_production(action: str, *, force_production: bool) -> None:
+    """Refuse ``action`` under ENVIRONMENT=production unless forced."""
     from project.conf import get_settings
 
     if get_settings().is_production and not force_production:
         raise CommandError(
             f"refusing to {action} with ENVIRONMENT=production; add --force-production if meant"
         )
+
+
+def confirm(action: str, *, yes: bool, force_production: bool) -> None:
+    """Refuse ``action`` in production unless forced; otherwise ask, or require --yes."""
+    refuse_in_production(action, force_production=force_production)
     if yes:
         return
     if not sys.stdin.isatty():

@@ -22,13 +22,15 @@ def command(revision: str, as_sql: bool, yes: bool, force_production: bool) -> N
     if revision == "head" and migrations.at_head_quickly():
         click.echo("No migrations to apply; the database is at head.")
         return
-    direction, target = migrations.plan(revision)
-    if direction == "noop":
-        click.echo(f"No migrations to apply; the database is at {target}.")
+    plan = migrations.plan(revision)
+    if plan.direction == "noop":
+        click.echo(f"No migrations to apply; the database is at {plan.target}.")
         return
-    if direction == "downgrade":
-        confirm(f"downgrade the database to {target}", yes=yes, force_production=force_production)
-        migrations.downgrade(target, echo=click.echo)
+    if plan.direction == "downgrade":
+        confirm(plan.describe(), yes=yes, force_production=force_production)
+        migrations.downgrade(plan.target, echo=click.echo, from_heads=plan.heads)
         return
-    migrations.upgrade(target, echo=click.echo)
-    click.echo("The database is up to date." if target == "head" else f"Migrated to {target}.")
+    migrations.upgrade(plan.target, echo=click.echo)
+    click.echo(
+        "The database is up to date." if plan.target == "head" else f"Migrated to {plan.target}."
+    )

@@ -2,7 +2,7 @@
 
 import click
 
-from project.management.base import confirm, destructive
+from project.management.base import confirm, destructive, refuse_in_production
 
 
 @click.command()
@@ -13,5 +13,10 @@ def command(steps: int, yes: bool, force_production: bool) -> None:
     from project import migrations
 
     noun = "revision" if steps == 1 else "revisions"
-    confirm(f"roll back {steps} {noun}", yes=yes, force_production=force_production)
-    migrations.rollback(steps, echo=click.echo)
+    # Production refuses before the database is even asked; an impossible rollback
+    # fails before anyone is asked to confirm it.
+    refuse_in_production(f"roll back {steps} {noun}", force_production=force_production)
+    plan = migrations.rollback_plan(steps)
+    action = plan.describe(f"roll back {steps} {noun} to {plan.target}")
+    confirm(action, yes=yes, force_production=force_production)
+    migrations.rollback(steps, echo=click.echo, from_heads=plan.heads)
