@@ -123,12 +123,27 @@ def _alembic_errors() -> tuple[type[BaseException], ...]:
     return (AlembicCommandError,)
 
 
+_NOT_AT_HEAD = "the database is not at the latest migration"
+_MIGRATE_FIRST = "run 'manage.py migrate' first"
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     try:
         yield
     except _alembic_errors() as exc:
-        raise CommandError(first_line(str(exc))) from exc
+        message = first_line(str(exc))
+        if message == "Target database is not up to date.":  # autogenerate's own check
+            message = f"{_NOT_AT_HEAD}; {_MIGRATE_FIRST}"
+        raise CommandError(message) from exc
+
+
+def _require_at_head(script: ScriptDirectory, heads: tuple[str, ...]) -> None:
+    """Refuse to compare the models with a database the migrations have not caught up."""
+    latest = script.get_heads()
+    if set(heads) != set(latest):
+        at, head = ", ".join(heads) or "base", ", ".join(latest)
+        raise CommandError(f"{_NOT_AT_HEAD} (at {at}, head is {head}); {_MIGRATE_FIRST}")
 
 
 def _require_single_head(script: ScriptDirectory) -> None:
@@ -734,6 +749,8 @@ def makemigrations(message: str | None = None, *, empty: bool = False) -> list[W
             )
 
     def work(config: Config, connection: Connection) -> list[WrittenRevision]:
+        if not empty:  # autogenerate compares with the database: it must be at head
+            _require_at_head(script, current_heads(connection))
         with redirect_stdout(io.StringIO()):  # Alembic prints "Generating ..." itself
             written = command.revision(
                 config,
@@ -759,11 +776,7 @@ def model_changes() -> list[str]:
     metadata = target_metadata()
 
     def work(config: Config, connection: Connection) -> list[str]:
-        heads = set(current_heads(connection))
-        if heads != set(script.get_heads()):
-            raise CommandError(
-                "the database is not at the latest migration; run 'manage.py migrate' first"
-            )
+        _require_at_head(script, current_heads(connection))
         context = MigrationContext.configure(
             connection, opts={**context_options(config), "target_metadata": metadata}
         )

@@ -693,3 +693,35 @@ def test_rollback_checks_the_steps_before_asking(
         call_command("rollback", "--steps", "99")
     assert "Continue?" not in capsys.readouterr().out  # nobody was asked
     assert versions(scratch_db) == [head()]
+
+
+def test_makemigrations_on_a_database_behind_says_to_migrate(scratch_db: DatabaseURL) -> None:
+    before = set(VERSIONS.iterdir())
+    try:
+        line = error_line(manage("makemigrations", url=scratch_db))
+        first = all_revisions()[0]
+        call_command("migrate", first)
+        with pytest.raises(CommandError) as behind:
+            call_command("makemigrations")
+    finally:
+        written = set(VERSIONS.iterdir()) - before
+        for path in written:  # never leave a stray revision in the repository
+            path.unlink()
+    assert written == set()
+    assert line == (
+        f"Error: the database is not at the latest migration (at base, head is {head()}); "
+        "run 'manage.py migrate' first"
+    )
+    assert str(behind.value).startswith(
+        f"the database is not at the latest migration (at {first}, head is {head()})"
+    )
+
+
+def test_alembics_not_up_to_date_error_says_what_to_do() -> None:
+    from alembic.util import CommandError as AlembicCommandError
+
+    with pytest.raises(CommandError) as caught, migrations._translated():
+        raise AlembicCommandError("Target database is not up to date.")
+    assert str(caught.value) == (
+        "the database is not at the latest migration; run 'manage.py migrate' first"
+    )
