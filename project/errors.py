@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from project.conf import get_settings
@@ -15,6 +16,17 @@ def _where() -> str:
     except ProjectError:
         return "the database"
     return str(url) if url is not None else "the embedded PostgreSQL"
+
+
+def _createdb_hint(text: str) -> str:
+    """Suggest ``createdb`` for a missing database, unless the missing one is the server's
+    maintenance database, which ``createdb`` itself connects to."""
+    from project.dbadmin import MAINTENANCE_DATABASE
+
+    match = re.search(r'database "(.*)" does not exist', text)
+    if match is not None and match[1] == MAINTENANCE_DATABASE:
+        return ""
+    return "; create it with 'manage.py createdb'"
 
 
 def describe_database_error(error: BaseException) -> str | None:
@@ -32,9 +44,10 @@ def describe_database_error(error: BaseException) -> str | None:
         return summary(error)
     name = type(cause).__name__
     text = first_line(str(cause))
+    if name == "InvalidCatalogNameError":
+        return f"cannot connect to {_where()}: {text or name}{_createdb_hint(text)}"
     if isinstance(cause, OSError | TimeoutError) or name in {
         "InvalidPasswordError",
-        "InvalidCatalogNameError",
         "InvalidAuthorizationSpecificationError",
         "CannotConnectNowError",
         "ConnectionDoesNotExistError",

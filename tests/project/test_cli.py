@@ -172,7 +172,7 @@ BAD_INPUTS: dict[str, BadInput] = {
     "missing database": BadInput(
         ("showmigrations",),
         1,
-        'database "test_does_not_exist_xyz" does not exist',
+        "database \"test_does_not_exist_xyz\" does not exist; create it with 'manage.py createdb'",
         url="{database=test_does_not_exist_xyz}",
     ),
     "unknown user": BadInput(("showmigrations",), 1, "cannot connect", url="{username=nosuchuser}"),
@@ -352,6 +352,26 @@ def test_dbserver_status(capsys: pytest.CaptureFixture[str]) -> None:
     call_command("dbserver", "status")
     out = capsys.readouterr().out
     assert out == "not running\n" or out.startswith("running: postgresql+asyncpg://")
+
+
+async def test_a_missing_database_suggests_createdb(db_url: DatabaseURL) -> None:
+    import asyncpg
+
+    from project import dbadmin
+    from project.errors import describe_database_error
+
+    with pytest.raises(asyncpg.InvalidCatalogNameError) as missing:
+        await dbadmin.connect(db_url.with_database("test_no_such_database_here"))
+    described = describe_database_error(missing.value)
+    assert described is not None
+    assert described.startswith("cannot connect to ")
+    assert described.endswith(
+        'database "test_no_such_database_here" does not exist; '
+        "create it with 'manage.py createdb'"
+    )
+    # createdb itself needs the maintenance database: no advice to run it.
+    maintenance = asyncpg.InvalidCatalogNameError('database "postgres" does not exist')
+    assert str(describe_database_error(maintenance)).endswith('database "postgres" does not exist')
 
 
 def test_describe_gives_one_line() -> None:
