@@ -6,9 +6,11 @@ line that names the variable; the database password never appears in a message.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,12 +186,57 @@ def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Se
     )
 
 
+def _looks_like_ours(name: str, prefixes: set[str]) -> bool:
+    """Tell whether an environment variable's first word is (close to) one of ours:
+    DB_POOL_SIZ and DATABSE_URL are, DBUS_SESSION_BUS_ADDRESS and DEBIAN_FRONTEND not."""
+    first = name.split("_", 1)[0]
+    return first in prefixes or bool(difflib.get_close_matches(first, prefixes, cutoff=0.8))
+
+
+def misspelled_settings(
+    file_values: Mapping[str, str], environ: Mapping[str, str], source: str = ".env"
+) -> list[str]:
+    """Return one line per key, in ``source`` (the env file) or the environment, that is
+    not a setting but close to one's name, with the name it probably means. Only the
+    keys are read, never a value. Environment variables count only when their first
+    word is close to one of ours: the environment holds many that are none of ours."""
+    known = set(VARIABLES)
+    prefixes = {name.split("_", 1)[0] for name in VARIABLES}
+    lines: list[str] = []
+    seen: set[str] = set()
+    candidates = [(key, source) for key in file_values] + [
+        (key, "the environment") for key in environ if _looks_like_ours(key, prefixes)
+    ]
+    for key, where in candidates:
+        if key in known or key in seen:
+            continue
+        seen.add(key)
+        close = difflib.get_close_matches(key, VARIABLES, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{key} in {where} is not a setting; did you mean {close[0]}?")
+    return lines
+
+
+_warned: set[str] = set()
+
+
+def _warn_misspelled(lines: list[str]) -> None:
+    """Print each line as a warning on stderr, once per process: a typo is not an error."""
+    for line in lines:
+        if line not in _warned:
+            _warned.add(line)
+            print(f"Warning: {line}", file=sys.stderr)
+
+
 def load_settings(env_file: Path | None = None) -> Settings:
-    """Read the environment over ``env_file`` (default: ``.env`` in the project root)."""
+    """Read the environment over ``env_file`` (default: ``.env`` in the project root),
+    warning about keys that look like a misspelled setting."""
     path = env_file if env_file is not None else DEFAULT_ENV_FILE
     file_values: dict[str, str] = {}
     if env_file is not None or path.is_file():
         file_values = read_env_file(path)
+    source = ".env" if env_file is None else str(env_file)
+    _warn_misspelled(misspelled_settings(file_values, os.environ, source))
     return settings_from({**file_values, **os.environ}, env_file=path if file_values else None)
 
 

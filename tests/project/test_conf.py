@@ -716,6 +716,84 @@ def test_load_settings_bad_url_in_file_hides_the_password(tmp_path: Path) -> Non
     assert str(info.value).startswith("DATABASE_URL has unsupported scheme 'mysql'")
 
 
+# --- misspelled settings ------------------------------------------------------------------
+
+
+def test_misspelled_settings_suggest_the_setting_meant() -> None:
+    file_values = {"DATABSE_URL": URL, "SECRET_KEY": PASSWORD, "DEBUG": "true"}
+    environ = {
+        "DB_POOL_SIZ": "3",
+        "DATABSE_DIRECT_URL": URL,
+        "PATH": "/usr/bin",
+        "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/bus",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "DEBUGINFOD_URLS": "https://debuginfod.example.com",
+        "DB_POOL_SIZE": "3",
+    }
+    lines = conf.misspelled_settings(file_values, environ, "prod.env")
+    assert lines == [
+        "DATABSE_URL in prod.env is not a setting; did you mean DATABASE_URL?",
+        "DB_POOL_SIZ in the environment is not a setting; did you mean DB_POOL_SIZE?",
+        "DATABSE_DIRECT_URL in the environment is not a setting; did you mean DATABASE_DIRECT_URL?",
+    ]
+    assert_no_password(" ".join(lines))
+
+
+def test_misspelled_settings_come_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A variable added later is covered without touching the check.
+    monkeypatch.setattr(conf, "VARIABLES", (*conf.VARIABLES, "API_TOKENS"))
+    assert conf.misspelled_settings({}, {"API_TOKEN": "t0ken"}) == [
+        "API_TOKEN in the environment is not a setting; did you mean API_TOKENS?"
+    ]
+    assert conf.misspelled_settings({"API_TOKENS": "t0ken"}, {"API_TOKENS": "t0ken"}) == []
+
+
+def test_load_settings_warns_once_about_a_misspelled_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(conf, "_warned", set())
+    default = write(tmp_path / ".env", f"DATABSE_URL={URL}\nDB_POOL_SIZE=7\n")
+    monkeypatch.setattr(conf, "DEFAULT_ENV_FILE", default)
+    monkeypatch.setenv("DB_MAX_OVERFLW", "2")
+    settings = load_settings()  # a warning, not an error
+    assert settings.pool_size == 7
+    assert settings.database_url is None
+    load_settings()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "Warning: DATABSE_URL in .env is not a setting; did you mean DATABASE_URL?\n"
+        "Warning: DB_MAX_OVERFLW in the environment is not a setting; "
+        "did you mean DB_MAX_OVERFLOW?\n"
+    )
+    assert_no_password(captured.err)
+    other = write(tmp_path / "other.env", "DB_POOL_RECYCL=5\n")
+    load_settings(env_file=other)
+    assert capsys.readouterr().err == (
+        f"Warning: DB_POOL_RECYCL in {other} is not a setting; did you mean DB_POOL_RECYCLE?\n"
+    )
+
+
+def test_manage_warns_about_a_misspelled_setting(scratch_db: DatabaseURL, tmp_path: Path) -> None:
+    from tests.support import run_manage
+
+    url = dataclasses.replace(scratch_db, password=scratch_db.password or PASSWORD)
+    env_file = write(tmp_path / "typo.env", f"DATABSE_URL={URL}\n")
+    result = run_manage(
+        "--env-file",
+        str(env_file),
+        "showmigrations",
+        env={"DATABASE_URL": url.render(hide_password=False), "DB_POOL_SIZ": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[ ] ")
+    assert result.stderr.splitlines() == [
+        f"Warning: DATABSE_URL in {env_file} is not a setting; did you mean DATABASE_URL?",
+        "Warning: DB_POOL_SIZ in the environment is not a setting; did you mean DB_POOL_SIZE?",
+    ]
+    assert_no_password(result.stdout + result.stderr)
+
+
 # --- get_settings, use_env_file, override_settings ----------------------------------------
 
 
