@@ -28,3 +28,20 @@ def summary(error: BaseException) -> str:
     """Return ``Type: first line of the message`` (just ``Type`` when it has none)."""
     line = first_line(str(error))
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+class NotFound(ProjectError):
+    """No live row has the key asked for (the API answers 404)."""
+
+
+class Conflict(ProjectError):
+    """A write collides with what is stored: a unique key taken, a row still referenced
+    (the API answers 409)."""
+
+
+class StaleVersion(Conflict):
+    """A versioned row changed since the caller read it (the API answers 409)."""
+
+
+class InvalidCursor(ProjectError):
+    """A pagination cursor that this project did not hand out (the API answers 422)."""
