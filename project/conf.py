@@ -40,6 +40,7 @@ VARIABLES = (
     "DB_POOL_PRE_PING",
     "DB_PGBOUNCER",
     "MIGRATE_LOCK_TIMEOUT",
+    "API_TOKENS",
 )
 
 
@@ -61,6 +62,8 @@ class Settings:
     # DATABASE_URL goes through PgBouncer in transaction pooling mode (older than 1.21):
     # no statement caches, a unique name for every prepared statement.
     pgbouncer: bool = False
+    # sha256 hex digests of the API bearer tokens: the tokens themselves are not kept.
+    api_token_hashes: tuple[str, ...] = field(default=(), repr=False)
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -144,6 +147,35 @@ def _environment(raw: str) -> str:
     return raw.lower()
 
 
+def _token_hashes(raw: str | None) -> tuple[str, ...]:
+    """Hash the comma-separated API_TOKENS; ``sha256:<hex>`` entries are hashes already.
+
+    Errors never show a token, not even a bad one.
+    """
+    import hashlib
+
+    hashes: list[str] = []
+    for position, entry in enumerate((raw or "").split(","), start=1):
+        token = entry.strip()
+        if not token:
+            continue
+        if token.startswith("sha256:"):
+            digest = token.removeprefix("sha256:").lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ImproperlyConfigured(
+                    f"API_TOKENS entry {position} is not sha256: and 64 hex digits"
+                )
+            hashes.append(digest)
+        elif len(token) < 16:
+            raise ImproperlyConfigured(
+                f"API_TOKENS entry {position} is shorter than 16 characters; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        else:
+            hashes.append(hashlib.sha256(token.encode()).hexdigest())
+    return tuple(hashes)
+
+
 def _url(name: str, raw: str | None) -> DatabaseURL | None:
     if raw is None or not raw.strip():
         return None
@@ -182,6 +214,7 @@ def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Se
         migrate_lock_timeout=get(
             "MIGRATE_LOCK_TIMEOUT", _seconds, "a positive number of seconds", 60.0
         ),
+        api_token_hashes=_token_hashes(values.get("API_TOKENS")),
         env_file=env_file,
     )
 
