@@ -33,6 +33,7 @@ T = TypeVar("T")
 LOCK_NAME = "pastetrader.migrate"
 LOCK_KEY = zlib.crc32(LOCK_NAME.encode())  # a stable 32-bit key for pg_advisory_lock
 _CALL = re.compile(r"\w+\s*\(")
+_RELATIVE = re.compile(r"[+-][1-9][0-9]*\Z")  # Alembic's relative steps: -1, +2
 
 
 def _normalize_default(text: str) -> str:
@@ -251,6 +252,10 @@ def showmigrations() -> list[Migration]:
 
 
 def _resolve(script: ScriptDirectory, revision: str) -> str:
+    """Return the full id of ``revision``: ``base``, ``head``, a relative step (``-1``,
+    ``+2``: resolved against the database by ``_absolute``) or a revision's id."""
+    if _RELATIVE.match(revision):
+        return revision
     if revision in ("base", "zero"):
         return "base"
     if revision in ("head", "heads"):
@@ -310,6 +315,7 @@ def plan(revision: str = "head") -> Plan:
     if target == "head":
         _require_single_head(script)
     heads = run_online(lambda config, connection: current_heads(connection))
+    target = _absolute(script, heads, target)
     direction = _direction(script, heads, target)
     if direction == "downgrade":
         return _downgrade_plan(script, heads, target)
@@ -353,6 +359,35 @@ def _steps_back(script: ScriptDirectory, heads: tuple[str, ...], steps: int) -> 
             down = down[0] if down else None
         current = down or "base"
     return current
+
+
+def _steps_forward(script: ScriptDirectory, heads: tuple[str, ...], steps: int) -> str:
+    """Return the revision ``steps`` revisions above ``heads``."""
+    _require_single_head(script)
+    applied = _applied(script, heads)
+    pending = [
+        rev.revision
+        for rev in reversed(list(script.iterate_revisions("heads", "base")))
+        if rev.revision not in applied
+    ]
+    noun = "revision" if steps == 1 else "revisions"
+    if steps > len(pending):
+        left = f"only {len(pending)} pending" if pending else "the database is at head"
+        raise CommandError(f"cannot upgrade {steps} {noun}; {left}")
+    target = pending[steps - 1]
+    if len(_applied(script, (target,)) - applied) != steps:  # branches: no single count
+        raise CommandError(
+            f"cannot count {steps} {noun} forward across branches; name the revision instead"
+        )
+    return target
+
+
+def _absolute(script: ScriptDirectory, heads: tuple[str, ...], target: str) -> str:
+    """Return ``target`` with a relative step (``-1``, ``+2``) counted from ``heads``."""
+    if not _RELATIVE.match(target):
+        return target
+    steps = int(target)
+    return _steps_back(script, heads, -steps) if steps < 0 else _steps_forward(script, heads, steps)
 
 
 def _downgrade_plan(script: ScriptDirectory, heads: tuple[str, ...], target: str) -> Plan:
@@ -479,8 +514,14 @@ def planned_sql(revision: str = "head") -> tuple[str, str | None]:
     except Exception as error:  # unreachable: render from base, as plain Alembic does
         from project.management import describe
 
+        if _RELATIVE.match(target):
+            raise CommandError(
+                f"{target} counts from the database's revision, which could not be read "
+                f"({describe(error)})"
+            ) from error
         note = f"the database could not be asked ({describe(error)}); SQL from an empty one"
         return sql(revision), note
+    target = _absolute(script, heads, target)
     direction = _direction(script, heads, target)
     if direction == "noop":
         return f"-- nothing to do: the database is at {', '.join(heads) or 'base'}\n", None
@@ -517,14 +558,18 @@ def upgrade(
         _require_single_head(script)
 
     def work(config: Config, connection: Connection) -> None:
+        goal = target
+        if _RELATIVE.match(target):  # counted from where the database is, under the lock
+            goal = _absolute(script, current_heads(connection), target)
+            connection.commit()
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
         try:
-            command.upgrade(config, target)
+            command.upgrade(config, goal)
         except _alembic_errors():
             raise
         except Exception as exc:
             connection.rollback()
-            failed = _failed_revision(script, connection, target)
+            failed = _failed_revision(script, connection, goal)
             now = ", ".join(current_heads(connection)) or "base"
             raise CommandError(
                 f"revision {failed} failed and was rolled back "
@@ -555,14 +600,16 @@ def downgrade(
     """
     from alembic import command
 
-    target = _resolve(script_directory(), revision)
+    script = script_directory()
+    target = _resolve(script, revision)
 
     def work(config: Config, connection: Connection) -> None:
-        _check_unchanged(current_heads(connection), from_heads)
+        heads = current_heads(connection)
         # End the read's implicit transaction: each revision then gets its own.
         connection.commit()
+        _check_unchanged(heads, from_heads)
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
-        command.downgrade(config, target)
+        command.downgrade(config, _absolute(script, heads, target))
 
     run_online(work, lock=True)
 
@@ -607,6 +654,7 @@ def sql(revision: str = "head", *, start: str | None = None) -> str:
 
     script = script_directory()
     target = _resolve(script, revision)
+    target = _absolute(script, (start,) if start and start != "base" else (), target)
     out = io.StringIO()
     config = alembic_config(out)
     with _translated():
@@ -618,7 +666,7 @@ def sqlmigrate(revision: str) -> str:
     """Return the SQL of one revision's upgrade."""
     script = script_directory()
     target = _resolve(script, revision)
-    if target in ("base", "head", "heads"):
+    if target in ("base", "head", "heads") or _RELATIVE.match(target):
         found = script.get_revision("head") if target == "head" else None
         if found is None:
             raise CommandError(f"sqlmigrate needs one revision, got {revision!r}")

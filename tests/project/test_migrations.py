@@ -725,3 +725,52 @@ def test_alembics_not_up_to_date_error_says_what_to_do() -> None:
     assert str(caught.value) == (
         "the database is not at the latest migration; run 'manage.py migrate' first"
     )
+
+
+def test_migrate_relative_steps(
+    scratch_db: DatabaseURL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    revisions = all_revisions()
+    out = output(capsys, "migrate", "+1")
+    assert out == f"  Applied {revisions[0]} initial\nMigrated to {revisions[0]}.\n"
+    with pytest.raises(
+        CommandError, match=f"cannot upgrade 9 revisions; only {len(revisions) - 1}"
+    ):
+        call_command("migrate", "+9")
+    assert output(capsys, "migrate", f"+{len(revisions) - 1}").endswith(f"Migrated to {head()}.\n")
+    with pytest.raises(CommandError, match=r"^cannot upgrade 1 revision; the database is at head$"):
+        call_command("migrate", "+1")
+
+    # -1 is a downgrade like any other: it is confirmed first, naming what it unapplies.
+    monkeypatch.setattr(sys, "stdin", _NotATerminal())
+    with pytest.raises(CommandError) as refused:
+        call_command("migrate", "-1")
+    assert str(refused.value).startswith(
+        f"this would downgrade the database to {revisions[-2]}, unapplying {revisions[-1]} ("
+    )
+    assert str(refused.value).endswith("; pass --yes to confirm")
+    sql = output(capsys, "migrate", "-1", "--sql")
+    assert f"Running downgrade {revisions[-1]} -> {revisions[-2]}" in sql
+    assert versions(scratch_db) == [head()]
+    assert f"Unapplied {revisions[-1]}" in output(capsys, "migrate", "--yes", "-1")
+    assert versions(scratch_db) == [revisions[-2]]
+    with pytest.raises(
+        CommandError, match=f"cannot roll back 9 revisions; only {len(revisions) - 1}"
+    ):
+        call_command("migrate", "-9", "--yes")
+    with pytest.raises(CommandError, match=r"sqlmigrate needs one revision, got '\+1'"):
+        call_command("sqlmigrate", "+1")
+    assert versions(scratch_db) == [revisions[-2]]
+
+
+def test_migrate_minus_one_on_the_command_line(scratch_db: DatabaseURL) -> None:
+    revisions = all_revisions()
+    ok(manage("migrate", url=scratch_db))
+    assert "pass --yes" in error_line(manage("migrate", "-1", url=scratch_db))
+    assert f"Unapplied {revisions[-1]}" in ok(manage("migrate", "-1", "--yes", url=scratch_db))
+    assert versions(scratch_db) == [revisions[-2]]
+    assert f"Applied {revisions[-1]}" in ok(manage("migrate", "+1", url=scratch_db))
+    assert versions(scratch_db) == [head()]
+    usage = manage("migrate", "--nope", url=scratch_db)  # a real unknown option still is one
+    assert usage.returncode == 2
+    assert "No such option '--nope'" in usage.stderr

@@ -1,16 +1,35 @@
 """``manage.py migrate``."""
 
+import re
+
 import click
 
 from project.management.base import confirm, destructive
 
+_STEP = re.compile(r"-[0-9]+\Z")
 
-@click.command()
+
+class _StepsCommand(click.Command):
+    """A command whose argument may be a relative step such as ``-1``, which click would
+    otherwise take for an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args and any(_STEP.match(arg) for arg in args):
+            # After "--" everything is an argument; the options keep their places.
+            steps = [arg for arg in args if _STEP.match(arg)]
+            args = [arg for arg in args if not _STEP.match(arg)] + ["--", *steps]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_StepsCommand)
 @click.argument("revision", default="head")
 @click.option("--sql", "as_sql", is_flag=True, help="Print the SQL instead of running it.")
 @destructive
 def command(revision: str, as_sql: bool, yes: bool, force_production: bool) -> None:
-    """Upgrade the database to the latest revision, or to REVISION (an older one downgrades)."""
+    """Upgrade the database to the latest revision, or to REVISION (an older one downgrades).
+
+    REVISION may count from the database's revision: -1 downgrades one, +2 upgrades two.
+    """
     from project import migrations
 
     if as_sql:
