@@ -153,33 +153,38 @@ class SeedContext:
         columns = [
             c for c in table.columns if c.name in first or c.server_default is None or c.default
         ]
-        fill = [_filler(c) for c in columns]
-        convert = [_converter(c) for c in columns]
+        fill = [client_default(c) for c in columns]
+        convert = [wire_converter(c) for c in columns]
         names = [c.name for c in columns]
-        batch: list[dict[str, Any]] = [first]
-        while True:
-            batch.extend(islice(iterator, BATCH_SIZE - len(batch)))
-            if not batch:
-                break
-            unknown = set().union(*map(dict.keys, batch)).difference(names)
-            if unknown:  # a field the column list (from the first row) would drop silently
-                raise SeedError(
-                    f"rows for {table.name} set {sorted(unknown)}, which the first row "
-                    "does not: give every row the same fields"
-                )
-            records = [
-                tuple(
-                    [
-                        (to_wire(row[name]) if to_wire else row[name]) if name in row else default()
-                        for name, default, to_wire in zip(names, fill, convert, strict=True)
-                    ]
-                )
-                for row in batch
-            ]
-            await driver.copy_records_to_table(table.name, records=records, columns=names)
-            self.rows_written[table.name] += len(records)
-            self._advance(len(records))
-            batch = []
+
+        def records() -> Iterator[tuple[Any, ...]]:
+            batch: list[dict[str, Any]] = [first]
+            while True:
+                batch.extend(islice(iterator, BATCH_SIZE - len(batch)))
+                if not batch:
+                    return
+                unknown = set().union(*map(dict.keys, batch)).difference(names)
+                if unknown:  # a field the column list (from the first row) would drop silently
+                    raise SeedError(
+                        f"rows for {table.name} set {sorted(unknown)}, which the first row "
+                        "does not: give every row the same fields"
+                    )
+                for row in batch:
+                    yield tuple(
+                        [
+                            (to_wire(row[name]) if to_wire else row[name])
+                            if name in row
+                            else default()
+                            for name, default, to_wire in zip(names, fill, convert, strict=True)
+                        ]
+                    )
+                batch = []
+
+        def advance(n: int) -> None:
+            self.rows_written[table.name] += n
+            self._advance(n)
+
+        await copy_records(driver, table.name, names, records(), on_batch=advance)
 
     async def upsert(
         self, model: type[Any], rows: Sequence[dict[str, Any]], *, key: str = "name"
@@ -244,7 +249,31 @@ class SeedContext:
                 self._advance = lambda n: None
 
 
-def _filler(column: Any) -> Callable[[], Any]:
+async def copy_records(
+    driver: Any,
+    table: str,
+    columns: Sequence[str],
+    records: Iterable[tuple[Any, ...]],
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``records`` (tuples in ``columns`` order, values as ``wire_converter`` makes
+    them) into ``table`` with COPY, ``BATCH_SIZE`` at a time; return how many.
+
+    ``driver`` is an asyncpg connection. Only one batch is held at once, so memory stays
+    flat however many records come; ``on_batch`` hears each batch's size.
+    """
+    total = 0
+    iterator = iter(records)
+    while batch := list(islice(iterator, BATCH_SIZE)):
+        await driver.copy_records_to_table(table, records=batch, columns=list(columns))
+        total += len(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    return total
+
+
+def client_default(column: Any) -> Callable[[], Any]:
     """Return the client-side default of ``column`` as a function (None when it has none)."""
     default = column.default
     if default is None:
@@ -255,7 +284,7 @@ def _filler(column: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def _converter(column: Any) -> Callable[[Any], Any] | None:
+def wire_converter(column: Any) -> Callable[[Any], Any] | None:
     """Return how to turn a value into what COPY sends for ``column`` (None: as it is)."""
     from sqlalchemy.types import JSON, TypeDecorator
 
