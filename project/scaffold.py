@@ -11,6 +11,11 @@ from project.exceptions import CommandError
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
+# The examples are commented out line by line, and nothing else in these files is: every
+# line that starts with "#" belongs to an example, and removing its first "# " (an
+# editor's "toggle comment") brings it to life. Uncommented together, after
+# 'manage.py makemigrations' and 'migrate', the model, factory, seeder, command and
+# tests work with each other.
 _FILES: dict[str, str] = {
     "__init__.py": '"""The {name} app."""\n',
     "models.py": '''"""The {name} app's models (``Base``: UUID key, timestamps, soft delete)."""
@@ -20,13 +25,38 @@ from sqlalchemy.orm import Mapped, mapped_column  # noqa: F401
 from project.models import Base  # noqa: F401
 
 # class Example(Base):
+#     """A named thing of the {name} app."""
+#
 #     __tablename__ = "{name}_example"
 #
 #     name: Mapped[str] = mapped_column(unique=True)
 ''',
     "factories.py": '''"""The {name} app's factories: one ``<Model>Factory`` per model."""
+
+import factory  # noqa: F401
+
+# from apps.{name}.models import Example
+from project.factories import AsyncFactory  # noqa: F401
+
+# class ExampleFactory(AsyncFactory[Example]):
+#     """An example with a unique name."""
+#
+#     class Meta:
+#         model = Example
+#
+#     name = factory.Sequence(lambda n: f"example-{{n:05d}}")
 ''',
     "seeds.py": '''"""The {name} app's seeders, run by ``manage.py seed``."""
+
+# from apps.{name}.factories import ExampleFactory
+# from apps.{name}.models import Example
+# from project.factory_rows import rows
+from project.seeding import SeedContext, seeder  # noqa: F401
+
+# @seeder()
+# async def examples(ctx: SeedContext) -> None:
+#     """Write ``--count`` examples (demo data; ``reference=True`` data is upserted)."""
+#     await ctx.write(Example, rows(ExampleFactory, ctx.count))
 ''',
     "commands.py": '''"""The {name} app's commands: each click command here joins ``manage.py``."""
 
@@ -34,21 +64,52 @@ import click  # noqa: F401
 
 # @click.command("{name}-stats")
 # def stats() -> None:
-#     """Say how many rows the app has."""
-#     from project import db  # heavy imports inside the body keep --help fast
+#     """Say how many examples there are."""
+#     # Heavy imports inside the body keep --help fast.
+#     from sqlalchemy import func, select
 #
-#     click.echo(db.run(count_rows()))  # db.run disposes the engine before its loop ends
+#     from apps.{name}.models import Example
+#     from project import db
+#
+#     async def count() -> int | None:
+#         async with db.session_scope() as session:
+#             return await session.scalar(select(func.count()).select_from(Example))
+#
+#     click.echo(db.run(count()))  # db.run disposes the engine before its loop ends
 ''',
 }
 
 _TEST = '''"""Tests of the {name} app."""
 
 import importlib
+import random  # noqa: F401
+
+# from sqlalchemy import func, select
+# from sqlalchemy.ext.asyncio import AsyncSession
+#
+# from apps.{name}.factories import ExampleFactory
+# from apps.{name}.models import Example
+# from apps.{name}.seeds import examples
+# from project.seeding import SeedContext
 
 
 def test_{name}_app_modules_import() -> None:
     for part in ("models", "factories", "seeds", "commands"):
         assert importlib.import_module(f"apps.{name}.{{part}}") is not None
+
+
+# async def test_example_factory_writes_a_row(db_session: AsyncSession) -> None:
+#     example = await ExampleFactory.create()
+#     assert example.id is not None
+#     assert example.created_at is not None
+#     assert await db_session.get(Example, example.id) is example
+#
+#
+# async def test_examples_seeder_writes_count_rows(db_session: AsyncSession) -> None:
+#     ctx = SeedContext(session=db_session, count=3, random=random.Random(0))
+#     await examples(ctx)
+#     count = await db_session.scalar(select(func.count()).select_from(Example))
+#     assert count == 3
 '''
 
 
