@@ -1,0 +1,187 @@
+"""``/api/workflows``: workflows with their graph, edited under optimistic locking, and
+their executions.
+
+``GET /api/workflows/{id}`` loads the workflow, its nodes and its edges in three
+queries whatever the graph's size (``Workflow.with_graph()``). ``PATCH`` takes the
+``version`` the client read: a workflow changed since answers 409, not a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apps.executions.models import WorkflowExecution
+from apps.workflows.models import Workflow
+from project.api.schemas import After, Limit, Output, Page, Patch
+from project.db import SessionDep
+from project.enums import ExecutionStatus, NodeType, TriggerType
+from project.exceptions import NotFound
+from project.repository import Repository
+
+# The seam for read replicas: becomes ``ReadSessionDep`` when it lands.
+ReadSession = SessionDep
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+router = APIRouter(tags=["workflows"])
+
+
+class WorkflowIn(BaseModel):
+    """A new workflow (its graph is edited separately)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    trigger_type: TriggerType
+    description: str = ""
+    trigger_config: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+
+class WorkflowPatch(Patch):
+    """The fields of a workflow to change, and the version they were read at."""
+
+    version: int = Field(ge=1, description="The version read; 409 when it is not current.")
+    name: Name | None = None
+    trigger_type: TriggerType | None = None
+    description: str | None = None
+    trigger_config: dict[str, Any] | None = None
+    is_active: bool | None = None
+
+
+class WorkflowOut(Output):
+    """A workflow without its graph."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    trigger_type: TriggerType
+    trigger_config: dict[str, Any]
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NodeOut(Output):
+    """One node of a workflow's graph."""
+
+    id: uuid.UUID
+    name: str
+    node_type: NodeType
+    tool_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    config: dict[str, Any]
+    position_x: float
+    position_y: float
+
+
+class EdgeOut(Output):
+    """One edge of a workflow's graph."""
+
+    id: uuid.UUID
+    source_node_id: uuid.UUID
+    target_node_id: uuid.UUID
+    condition: dict[str, Any] | None
+
+
+class WorkflowGraphOut(WorkflowOut):
+    """A workflow with its nodes and edges."""
+
+    nodes: list[NodeOut]
+    edges: list[EdgeOut]
+
+
+class ExecutionOut(Output):
+    """One run of a workflow."""
+
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_type: TriggerType
+    status: ExecutionStatus
+    started_at: datetime | None
+    finished_at: datetime | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+
+
+def workflows(session: AsyncSession) -> Repository[Workflow]:
+    """Return the workflows' repository on ``session``."""
+    return Repository(session, Workflow)
+
+
+@router.post("", status_code=201)
+async def create_workflow(body: WorkflowIn, session: SessionDep) -> WorkflowOut:
+    """Create a workflow with an empty graph."""
+    workflow = await workflows(session).add(Workflow(**body.model_dump()))
+    return WorkflowOut.model_validate(workflow)
+
+
+@router.get("")
+async def list_workflows(
+    session: ReadSession,
+    limit: Limit = 50,
+    after: After = None,
+    trigger_type: TriggerType | None = None,
+) -> Page[WorkflowOut]:
+    """List live workflows, oldest first, a page at a time (without their graphs)."""
+    filters = [Workflow.trigger_type == trigger_type] if trigger_type is not None else []
+    page = await workflows(session).list(*filters, limit=limit, after=after)
+    return Page(items=[WorkflowOut.model_validate(w) for w in page.items], next=page.next)
+
+
+@router.get("/{workflow_id}")
+async def get_workflow(workflow_id: uuid.UUID, session: ReadSession) -> WorkflowGraphOut:
+    """Return a workflow with its nodes and edges (three queries)."""
+    workflow = (
+        await session.scalars(Workflow.with_graph().where(Workflow.id == workflow_id))
+    ).one_or_none()
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    return WorkflowGraphOut.model_validate(workflow)
+
+
+@router.patch("/{workflow_id}")
+async def update_workflow(
+    workflow_id: uuid.UUID, body: WorkflowPatch, session: SessionDep
+) -> WorkflowOut:
+    """Change the fields sent; 409 when the workflow is no longer at ``version``."""
+    changes = body.changes()
+    version = changes.pop("version")
+    assert isinstance(version, int)
+    updated = await workflows(session).update(workflow_id, changes, version=version)
+    return WorkflowOut.model_validate(updated)
+
+
+@router.delete("/{workflow_id}", status_code=204, response_class=Response)
+async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep) -> None:
+    """Soft-delete a workflow with its nodes and edges."""
+    await workflows(session).soft_delete(workflow_id)
+
+
+@router.get("/{workflow_id}/executions")
+async def list_executions(
+    workflow_id: uuid.UUID,
+    session: ReadSession,
+    status: Annotated[ExecutionStatus | None, Query()] = None,
+    limit: Limit = 50,
+    after: After = None,
+) -> Page[ExecutionOut]:
+    """List a workflow's runs, newest first, optionally of one status."""
+    if not await workflows(session).exists(Workflow.id == workflow_id):
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    filters = [WorkflowExecution.workflow_id == workflow_id]
+    if status is not None:
+        filters.append(WorkflowExecution.status == status)
+    page = await Repository(session, WorkflowExecution).list(
+        *filters, order="desc", limit=limit, after=after
+    )
+    return Page(items=[ExecutionOut.model_validate(e) for e in page.items], next=page.next)
