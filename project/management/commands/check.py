@@ -19,6 +19,10 @@ def _deploy_problems() -> list[str]:
             f"DB_POOL_SIZE + DB_MAX_OVERFLOW is {settings.pool_size + settings.max_overflow}; "
             "PostgreSQL allows 100 connections by default"
         )
+    if not settings.api_token_hashes:
+        problems.append(
+            "API_TOKENS is unset; with ENVIRONMENT=production every write would be refused"
+        )
     if settings.pool_timeout > 60:
         problems.append(f"DB_POOL_TIMEOUT is {settings.pool_timeout:g} s; requests would hang")
     return problems
