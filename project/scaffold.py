@@ -77,6 +77,54 @@ import click  # noqa: F401
 #
 #     click.echo(db.run(count()))  # db.run disposes the engine before its loop ends
 ''',
+    "api.py": '''"""The {name} app's HTTP API: ``router`` is served under ``/api/{name}``."""
+
+import uuid  # noqa: F401
+
+from fastapi import APIRouter
+from pydantic import BaseModel  # noqa: F401
+
+# from apps.{name}.models import Example
+from project.api.schemas import After, Limit, Output, Page  # noqa: F401
+from project.db import SessionDep  # noqa: F401
+from project.repository import Repository  # noqa: F401
+
+router = APIRouter(tags=["{name}"])
+
+# class ExampleIn(BaseModel):
+#     """A new example."""
+#
+#     name: str
+#
+#
+# class ExampleOut(Output):
+#     """An example as the API shows it."""
+#
+#     id: uuid.UUID
+#     name: str
+#
+#
+# @router.post("", status_code=201)
+# async def create_example(body: ExampleIn, session: SessionDep) -> ExampleOut:
+#     """Create an example; 409 when the name is taken."""
+#     example = await Repository(session, Example).add(Example(name=body.name))
+#     return ExampleOut.model_validate(example)
+#
+#
+# @router.get("")
+# async def list_examples(
+#     session: SessionDep, limit: Limit = 50, after: After = None
+# ) -> Page[ExampleOut]:
+#     """List examples, oldest first, a page at a time."""
+#     page = await Repository(session, Example).list(limit=limit, after=after)
+#     return Page(items=[ExampleOut.model_validate(e) for e in page.items], next=page.next)
+#
+#
+# @router.get("/{{example_id}}")
+# async def get_example(example_id: uuid.UUID, session: SessionDep) -> ExampleOut:
+#     """Return one example; 404 when there is none."""
+#     return ExampleOut.model_validate(await Repository(session, Example).get(example_id))
+''',
 }
 
 _TEST = '''"""Tests of the {name} app."""
@@ -94,7 +142,7 @@ import random  # noqa: F401
 
 
 def test_{name}_app_modules_import() -> None:
-    for part in ("models", "factories", "seeds", "commands"):
+    for part in ("models", "factories", "seeds", "commands", "api"):
         assert importlib.import_module(f"apps.{name}.{{part}}") is not None
 
 
