@@ -265,7 +265,8 @@ def test_check_deploy_reports_debug(scratch_db: DatabaseURL) -> None:
 
 def test_check_deploy_passes_with_production_settings(scratch_db: DatabaseURL) -> None:
     call_command("migrate")
-    result = manage("check", "--deploy", url=scratch_db, env={"ENVIRONMENT": "production"})
+    production = {"ENVIRONMENT": "production", "API_TOKENS": "deploy-check-token-0123456789"}
+    result = manage("check", "--deploy", url=scratch_db, env=production)
     assert ok(result).endswith("No problems found.\n")
 
 
