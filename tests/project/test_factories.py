@@ -444,6 +444,66 @@ def test_declarations_given_as_arguments_are_evaluated() -> None:
     assert tool.name == "given-0"
 
 
+ORDER = factory.Iterator([1, 2, 3])
+ITERATORS.append(ORDER)
+
+
+class KeywordsFactory(AsyncFactory[dict[str, Any]]):
+    """A dict for a model: it shows the keyword arguments a model gets, in their order."""
+
+    class Meta:
+        model = dict
+        exclude = ("hidden",)
+        rename = {"old": "new"}
+
+    class Params:
+        p = 3
+        flag = factory.Trait(b=factory.LazyAttribute(lambda row: row.a * 2), c="flagged")
+
+    a = factory.Sequence(lambda n: n)
+    old = "renamed"
+    hidden = factory.LazyAttribute(lambda row: row.a + row.p)
+    b = factory.SelfAttribute("hidden")
+    c = factory.Faker("word")
+    d = factory.Maybe("flag", "yes", "no")
+    e = ORDER
+    f = fuzzy.FuzzyInteger(0, 100)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"flag": True},
+        {"z": 1, "a": 5},
+        {"new": "given"},
+        {"old": "given", "hidden": 7},
+        {"p": factory.Sequence(lambda n: n * 100)},
+    ],
+    ids=case_id,
+)
+def test_model_gets_factory_boys_keywords_in_their_order(kwargs: dict[str, Any]) -> None:
+    reset(KeywordsFactory)
+    expected = [list(made.items()) for made in by_factory_boy(KeywordsFactory, 3, **kwargs)]
+    reset(KeywordsFactory)
+    assert [list(made.items()) for made in KeywordsFactory.build_batch(3, **kwargs)] == expected
+    assert factories._direct_plan(KeywordsFactory, kwargs) is not None
+
+
+def test_cycles_raise_as_in_factory_boy() -> None:
+    class CycleFactory(AsyncFactory[dict[str, Any]]):
+        class Meta:
+            model = dict
+
+        a = factory.LazyAttribute(lambda row: row.b)
+        b = factory.LazyAttribute(lambda row: row.a)
+
+    with pytest.raises(factory.errors.CyclicDefinitionError):
+        by_factory_boy(CycleFactory, 1)
+    with pytest.raises(factory.errors.CyclicDefinitionError):
+        CycleFactory.build()
+
+
 def test_each_object_takes_one_sequence_number_on_either_path() -> None:
     reset(ToolFactory)
     fast = ToolFactory.build_batch(2)
