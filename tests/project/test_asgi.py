@@ -75,7 +75,8 @@ async def test_ready_is_one_query(db_engine: AsyncEngine) -> None:
 
     async with api_client() as client:
         await client.get("/health/ready")  # the head is read once per process
-        with recorded_statements(db_engine) as statements:
+        # The process's current engine: a transactional_db test may have replaced db_engine's.
+        with recorded_statements(db.get_engine()) as statements:
             assert (await client.get("/health/ready")).status_code == 200
     assert [s for s in statements if "alembic_version" in s] == [
         "SELECT version_num FROM alembic_version"
