@@ -39,6 +39,7 @@ def test_startapp_examples_compile_as_written_and_uncommented(tmp_path: Path) ->
     sources = {path: path.read_text() for path in written if path.stat().st_size}
     examples = [path.name for path, text in sources.items() if uncomment(text) != text]
     assert sorted(examples) == [
+        "api.py",
         "commands.py",
         "factories.py",
         "models.py",

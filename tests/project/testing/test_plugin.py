@@ -58,7 +58,10 @@ def _inner(
     with pytest.MonkeyPatch.context() as patch:
         for key, value in _env().items():
             patch.setenv(key, value)
-        return pytester.runpytest_subprocess("-p", "project.testing.plugin", "-s", *args)
+        # As the project's addopts: pytest-alembic's plugin would load Alembic itself.
+        return pytester.runpytest_subprocess(
+            "-p", "project.testing.plugin", "-p", "no:pytest_alembic", "-s", *args
+        )
 
 
 def test_isolated_writes_and_session_async_fixtures(pytester: pytest.Pytester) -> None:
