@@ -329,7 +329,7 @@ def reseed(random_seed: int | None) -> random.Random:
         cls = pending.pop()
         pending += cls.__subclasses__()
         if not cls._meta.abstract:
-            cls.reset_sequence()
+            cls.reset_sequence(force=True)  # a subclass may share its parent's counter
     return random.Random(random_seed)  # noqa: S311
 
 

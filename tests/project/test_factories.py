@@ -173,23 +173,10 @@ async def assert_agrees(
     return created
 
 
-class SharedCounter:
-    """Let ``reset_sequence()`` restart the counter a subclass shares with its parent.
-
-    factory_boy asks for ``force=True`` there, and ``project.seeding.reseed`` resets every
-    factory's sequence without it: these subclasses must not break seeding in the same
-    process.
-    """
-
-    @classmethod
-    def reset_sequence(cls, value: int | None = None, force: bool = False) -> None:
-        super().reset_sequence(value, force=True)  # type: ignore[misc]
-
-
 # --- Params ----------------------------------------------------------------------------------
 
 
-class PrefixedToolFactory(SharedCounter, ToolFactory):
+class PrefixedToolFactory(ToolFactory):
     """A plain parameter (not a field of Tool) that another declaration reads."""
 
     class Params:
@@ -213,7 +200,7 @@ KINDS = factory.Iterator([ToolType.NOTIFICATION, ToolType.CODE_ANALYZER])
 ITERATORS.append(KINDS)
 
 
-class DerivedParamsToolFactory(SharedCounter, ToolFactory):
+class DerivedParamsToolFactory(ToolFactory):
     """Parameters that are declarations themselves, and one that reads another."""
 
     class Params:
@@ -237,7 +224,7 @@ async def test_declared_params_are_evaluated_and_left_out(db_session: AsyncSessi
 # --- Traits ----------------------------------------------------------------------------------
 
 
-class TraitToolFactory(SharedCounter, ToolFactory):
+class TraitToolFactory(ToolFactory):
     """Traits that set several fields, read other fields, and enable another trait."""
 
     class Params:
@@ -290,7 +277,7 @@ def test_soft_deleted_trait_of_every_factory() -> None:
 # --- Meta.exclude and Meta.rename --------------------------------------------------------
 
 
-class ExcludeToolFactory(SharedCounter, ToolFactory):
+class ExcludeToolFactory(ToolFactory):
     """A helper field that the model never sees."""
 
     class Meta:
@@ -300,7 +287,7 @@ class ExcludeToolFactory(SharedCounter, ToolFactory):
     name: Any = factory.LazyAttribute(lambda tool: tool.stem.upper())
 
 
-class RenameToolFactory(SharedCounter, ToolFactory):
+class RenameToolFactory(ToolFactory):
     """A field declared under another name; the renamed value wins over ``name``."""
 
     class Meta:
@@ -339,7 +326,7 @@ def test_rename_wins_over_the_declared_name() -> None:
 # --- SelfAttribute, Maybe, Iterator, Dict and List -----------------------------------------
 
 
-class SelfAttributeToolFactory(SharedCounter, ToolFactory):
+class SelfAttributeToolFactory(ToolFactory):
     class Params:
         source = factory.LazyFunction(lambda: SimpleNamespace(label="from the source"))
 
@@ -347,7 +334,7 @@ class SelfAttributeToolFactory(SharedCounter, ToolFactory):
     config: Any = factory.SelfAttribute("missing", default={"default": True})
 
 
-class MaybeToolFactory(SharedCounter, ToolFactory):
+class MaybeToolFactory(ToolFactory):
     description: Any = factory.Maybe(
         "is_active", yes_declaration=factory.Faker("word"), no_declaration="retired"
     )
@@ -362,7 +349,7 @@ NAMES = factory.Iterator(["alpha", "beta"], getter=str.upper)
 ITERATORS += [TYPES, NAMES]
 
 
-class IteratorToolFactory(SharedCounter, ToolFactory):
+class IteratorToolFactory(ToolFactory):
     tool_type: Any = TYPES
     description: Any = NAMES
 
@@ -374,7 +361,7 @@ class IteratorToolFactory(SharedCounter, ToolFactory):
 ITERATORS.append(IteratorToolFactory.config)
 
 
-class DictListToolFactory(SharedCounter, ToolFactory):
+class DictListToolFactory(ToolFactory):
     config: Any = factory.Dict(
         {
             "label": factory.SelfAttribute("..name"),
@@ -413,7 +400,7 @@ def test_maybe_skip_leaves_the_field_to_the_model() -> None:
 # --- sequences, lazy values, declarations given as arguments --------------------------------
 
 
-class LazyToolFactory(SharedCounter, ToolFactory):
+class LazyToolFactory(ToolFactory):
     name: Any = factory.Sequence(lambda n: f"seq-{n}")
     description: Any = factory.LazyAttributeSequence(lambda tool, n: f"{tool.name} is number {n}")
     config: Any = factory.LazyFunction(lambda: {"at": "noon"})
@@ -537,14 +524,14 @@ def test_plain_factories_take_the_fast_path() -> None:
 # --- Faker and fuzzy attributes ---------------------------------------------------------------
 
 
-class FakerToolFactory(SharedCounter, ToolFactory):
+class FakerToolFactory(ToolFactory):
     name: Any = factory.Faker("user_name")
     description = factory.Faker("name", locale="fr_FR")
     config: Any = factory.Faker("pydict", nb_elements=2, value_types=[int])
     is_active: Any = factory.Faker("pybool")
 
 
-class NestedFakerToolFactory(SharedCounter, ToolFactory):
+class NestedFakerToolFactory(ToolFactory):
     """A Faker argument that is itself a declaration (factory_boy resolves it first)."""
 
     class Params:
@@ -553,7 +540,7 @@ class NestedFakerToolFactory(SharedCounter, ToolFactory):
     description = factory.Faker("pystr", max_chars=factory.SelfAttribute("..longest"))
 
 
-class FuzzyToolFactory(SharedCounter, ToolFactory):
+class FuzzyToolFactory(ToolFactory):
     name: Any = fuzzy.FuzzyText(prefix="fz-", length=8)
     description: Any = fuzzy.FuzzyAttribute(lambda: str(factory.random.randgen.random()))
     config: Any = fuzzy.FuzzyAttribute(
@@ -589,7 +576,7 @@ async def test_faker_and_fuzzy(
 
 
 def test_faker_follows_the_default_locale() -> None:
-    class LocalFactory(SharedCounter, ToolFactory):
+    class LocalFactory(ToolFactory):
         description = factory.Faker("name")
 
     reset(LocalFactory)
@@ -637,14 +624,14 @@ async def test_sub_factory_objects_share_what_self_attribute_points_to(
     assert run.node.workflow is run.workflow_execution.workflow
 
 
-class RelatedWorkflowFactory(SharedCounter, WorkflowFactory):
+class RelatedWorkflowFactory(WorkflowFactory):
     first = factory.RelatedFactory(NodeFactory, factory_related_name="workflow", name="first")
     more = factory.RelatedFactoryList(
         NodeFactory, factory_related_name="workflow", size=2, node_type=NodeType.TRIGGER
     )
 
 
-class RelatedToolFactory(SharedCounter, ToolFactory):
+class RelatedToolFactory(ToolFactory):
     """A related object that its parent does not link to: only create can add it."""
 
     node = factory.RelatedFactory(NodeFactory, factory_related_name="tool", tool_node=True)
@@ -672,7 +659,7 @@ async def test_related_factory_objects_are_created_too(db_session: AsyncSession)
     assert len(list(nodes)) == 1
 
 
-class PostGenerationToolFactory(SharedCounter, ToolFactory):
+class PostGenerationToolFactory(ToolFactory):
     stamp = factory.PostGeneration(
         lambda tool, create, extracted, **kw: setattr(
             tool, "description", f"{'created' if create else 'built'} {extracted} {kw}"
