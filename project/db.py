@@ -284,13 +284,16 @@ async def get_db() -> AsyncIterator[AsyncSession]:
     response, and a failing commit answers 500::
 
         from fastapi import FastAPI
+
+        from apps.tools.models import Tool
         from project.db import SessionDep
+        from project.enums import ToolType
 
         app = FastAPI()
 
         @app.post("/tools", status_code=201)
         async def create_tool(name: str, session: SessionDep) -> dict[str, str]:
-            tool = Tool(name=name, tool_type=ToolType.HTTP)
+            tool = Tool(name=name, tool_type=ToolType.NOTIFICATION)
             session.add(tool)
             await session.flush()
             return {"id": str(tool.id)}
