@@ -1,0 +1,775 @@
+"""Fixtures in Django's format: ``dumpdata`` and ``loaddata``, streamed both ways.
+
+A record is ``{"model": "tools.Tool", "pk": "...", "fields": {...}}``; a many-to-many
+relationship through a plain association table (``Agent.tools``) is a field holding the
+sorted list of the targets' keys, as in Django. A file ending in ``.jsonl`` holds one
+record per line; one ending in ``.gz`` is compressed (``.json.gz``, ``.jsonl.gz``).
+
+Dumps are deterministic: models in foreign-key order, rows by primary key, every column
+(timestamps included) in table order, gzip without a timestamp. Soft-deleted rows are left
+out unless asked for, and so are the rows that reference a left-out row (a node run of a
+deleted workflow), so that a dump always loads.
+
+Loads run in one transaction. Every record is parsed and checked (model, fields, types,
+enum values) as it is read and copied, through seeding's COPY path, into a temporary
+staging table per table; only when every file has been read are the tables written, in
+foreign-key order, with an upsert on the primary key that leaves identical rows alone.
+A dangling foreign key is found before its table is written. Any error is one line
+naming the file and the record, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from project.exceptions import CommandError
+
+if TYPE_CHECKING:
+    import asyncpg
+    from sqlalchemy import Column, Table
+
+    from project.urls import DatabaseURL
+
+CHUNK = 1 << 20  # bytes read at a time from a .json file
+PREFETCH = 5_000  # rows fetched per round trip by dumpdata's server-side cursor
+STAGE_PREFIX = "_load_"
+
+
+class FixtureError(CommandError):
+    """A fixture could not be read, checked or loaded."""
+
+
+@dataclass(frozen=True)
+class ManyToMany:
+    """A many-to-many field stored in a plain association table."""
+
+    name: str
+    table: Table
+    local: str  # the association's column holding this model's key
+    remote: str  # the one holding the target's key
+    target: Table
+
+
+@dataclass
+class ModelSpec:
+    """What dumping and loading need to know of one model."""
+
+    label: str
+    table: Table
+    columns: list[Column[Any]]
+    pk: str
+    many: list[ManyToMany] = field(default_factory=list)
+
+    @property
+    def fields(self) -> list[str]:
+        """Return the names a record's ``fields`` may hold: columns but the key, then m2m."""
+        return [c.name for c in self.columns if c.name != self.pk] + [m.name for m in self.many]
+
+
+def model_specs() -> dict[str, ModelSpec]:
+    """Return every model by ``app.Model`` label, in foreign-key (dependency) order."""
+    from project.inspection import _mappers
+    from project.models import Base
+
+    by_table = {m.local_table.name: (label, m) for label, m in _mappers().items()}  # type: ignore[attr-defined]
+    specs: dict[str, ModelSpec] = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name not in by_table:
+            continue
+        label, mapper = by_table[table.name]
+        (pk,) = table.primary_key.columns  # every model has the single UUID key
+        spec = ModelSpec(label, table, list(table.columns), pk.name)
+        for rel in mapper.relationships:
+            secondary = rel.secondary
+            if secondary is None or getattr(secondary, "name", None) in by_table:
+                continue
+            assert rel.secondary_synchronize_pairs is not None
+            (_, local), *_ = rel.synchronize_pairs
+            (_, remote), *_ = rel.secondary_synchronize_pairs
+            target = rel.mapper.local_table
+            spec.many.append(ManyToMany(rel.key, secondary, local.name, remote.name, target))  # type: ignore[arg-type]
+        specs[label] = spec
+    # A table both sides map through is dumped once, from the first model that names it.
+    seen: set[str] = set()
+    for spec in specs.values():
+        spec.many = [m for m in spec.many if m.table.name not in seen]
+        seen.update(m.table.name for m in spec.many)
+    return specs
+
+
+def select_models(specs: dict[str, ModelSpec], names: Sequence[str]) -> list[ModelSpec]:
+    """Return the models ``names`` (``app`` or ``app.Model``; all when empty), in order."""
+    from project.inspection import did_you_mean
+
+    if not names:
+        return list(specs.values())
+    wanted: set[str] = set()
+    apps = {label.partition(".")[0] for label in specs}
+    lowered = {label.lower(): label for label in specs}
+    for name in names:
+        if "." in name:
+            if name.lower() not in lowered:
+                raise did_you_mean("model", name, list(specs))
+            wanted.add(lowered[name.lower()])
+        elif name in apps:
+            wanted.update(label for label in specs if label.partition(".")[0] == name)
+        else:
+            raise did_you_mean("app", name, sorted(apps))
+    return [spec for label, spec in specs.items() if label in wanted]
+
+
+# --- dumpdata -----------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _included(table: Table, alias: str, path: tuple[str, ...], depth: list[int]) -> str:
+    """Return SQL that is true for a row of ``table`` a dump without deleted rows keeps:
+    not soft-deleted, and every row it references kept too."""
+    conditions = []
+    if "deleted_at" in table.c:
+        conditions.append(f"{alias}.deleted_at IS NULL")
+    for fk in sorted(table.foreign_key_constraints, key=lambda c: str(c.name)):
+        parent = fk.referred_table
+        if parent.name in path:  # a cycle: the database's constraint is enough
+            continue
+        depth[0] += 1
+        other = f"p{depth[0]}"
+        pairs = [(e.parent.name, e.column.name) for e in fk.elements]
+        nulls = " OR ".join(f"{alias}.{_q(c)} IS NULL" for c, _ in pairs)
+        match = " AND ".join(f"{other}.{_q(r)} = {alias}.{_q(c)}" for c, r in pairs)
+        inner = _included(parent, other, (*path, parent.name), depth)
+        where = f"{match} AND {inner}" if inner != "true" else match
+        conditions.append(
+            f"({nulls} OR EXISTS (SELECT 1 FROM {_q(parent.name)} {other} WHERE {where}))"
+        )
+    return " AND ".join(conditions) or "true"
+
+
+def dump_query(spec: ModelSpec, *, include_deleted: bool) -> str:
+    """Return the SELECT that streams ``spec``'s rows in key order."""
+    columns = [f"t.{_q(c.name)}" for c in spec.columns]
+    for index, many in enumerate(spec.many):
+        target_join = ""
+        if not include_deleted:  # only targets the dump keeps
+            keep = _included(many.target, f"m{index}", (many.target.name,), [0])
+            target_join = (
+                f" AND EXISTS (SELECT 1 FROM {_q(many.target.name)} m{index} "
+                f"WHERE m{index}.id = s{index}.{_q(many.remote)} AND {keep})"
+            )
+        columns.append(
+            f"ARRAY(SELECT s{index}.{_q(many.remote)} FROM {_q(many.table.name)} s{index} "
+            f"WHERE s{index}.{_q(many.local)} = t.{_q(spec.pk)}{target_join} "
+            f"ORDER BY s{index}.{_q(many.remote)}) AS {_q(many.name)}"
+        )
+    where = (
+        "" if include_deleted else f" WHERE {_included(spec.table, 't', (spec.table.name,), [0])}"
+    )
+    return (
+        f"SELECT {', '.join(columns)} FROM {_q(spec.table.name)} t{where} ORDER BY t.{_q(spec.pk)}"
+    )
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot write a {type(value).__name__} to a fixture")
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, default=_encode)
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    # JSON columns arrive as Python values, in PostgreSQL's canonical key order.
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def dump_records(
+    conn: asyncpg.Connection, specs: Sequence[ModelSpec], *, include_deleted: bool
+) -> AsyncIterator[str]:
+    """Yield each record as one line of JSON, model by model, streamed from the server."""
+    await _json_codecs(conn)
+    for spec in specs:
+        names = [c.name for c in spec.columns] + [m.name for m in spec.many]
+        pk_index = names.index(spec.pk)
+        pairs = [(i, n) for i, n in enumerate(names) if i != pk_index]
+        head = '{"model": ' + json.dumps(spec.label) + ', "pk": '
+        encode = _encoder.encode
+        async for row in conn.cursor(
+            dump_query(spec, include_deleted=include_deleted), prefetch=PREFETCH
+        ):
+            fields = {n: row[i] for i, n in pairs}
+            yield f'{head}"{row[pk_index]}", "fields": {encode(fields)}}}'
+
+
+def _open_output(path: Path | None) -> IO[str]:
+    if path is None:
+        import sys
+
+        return sys.stdout
+    raw = path.open("wb")
+    if path.suffix == ".gz":
+        # mtime=0 and no file name in the header: the same data gives the same bytes.
+        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+        return io.TextIOWrapper(compressed, encoding="utf-8", newline="\n")
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.name.removesuffix(".gz").endswith(".jsonl")
+
+
+async def dump(
+    url: DatabaseURL,
+    names: Sequence[str] = (),
+    output: Path | None = None,
+    *,
+    include_deleted: bool = False,
+) -> int:
+    """Write the models ``names`` (all when empty) to ``output`` (stdout); return the count.
+
+    One REPEATABLE READ snapshot covers every table, so the dump is consistent.
+    """
+    from project import dbadmin
+
+    specs = select_models(model_specs(), names)
+    lines = output is not None and _is_jsonl(output)
+    conn = await dbadmin.connect(url)
+    count = 0
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            out = _open_output(output)
+            try:
+                buffer: list[str] = []
+                if not lines:
+                    out.write("[")
+                async for record in dump_records(conn, specs, include_deleted=include_deleted):
+                    buffer.append(record if lines else ("\n" if count == 0 else ",\n") + record)
+                    count += 1
+                    if len(buffer) >= PREFETCH:
+                        out.write("\n".join(buffer) + "\n" if lines else "".join(buffer))
+                        buffer.clear()
+                if lines:
+                    out.write("".join(f"{r}\n" for r in buffer))
+                else:
+                    out.write("".join(buffer) + "\n]\n")
+            finally:
+                out.flush()
+                if output is not None:
+                    out.close()
+    finally:
+        await conn.close()
+    return count
+
+
+# --- reading fixture files ----------------------------------------------------------------
+
+
+def _binary(path: Path) -> IO[bytes]:
+    try:
+        raw: IO[bytes] = path.open("rb")
+    except OSError as error:
+        raise FixtureError(f"{path}: cannot read: {error.strerror}") from None
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def _read_error(path: Path, error: Exception) -> FixtureError:
+    if isinstance(error, EOFError):
+        return FixtureError(f"{path}: truncated: the compressed data ends early")
+    if isinstance(error, gzip.BadGzipFile | OSError):
+        return FixtureError(f"{path}: not a valid gzip file ({error})")
+    if isinstance(error, UnicodeDecodeError):
+        return FixtureError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})")
+    raise error
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Yield ``(where, record)`` from a fixture file, ``where`` naming its place in it.
+
+    ``.jsonl`` is read line by line and ``.json`` (one array) chunk by chunk, so a file
+    is never held whole in memory.
+    """
+    name = path.name.removesuffix(".gz")
+    if not (name.endswith(".json") or name.endswith(".jsonl")):
+        raise FixtureError(f"{path}: unknown fixture format; use .json or .jsonl, optionally .gz")
+    stream = _binary(path)
+    try:
+        if name.endswith(".jsonl"):
+            yield from _jsonl(path, stream)
+        else:
+            yield from _json_array(path, stream)
+    except (EOFError, OSError, UnicodeDecodeError) as error:
+        raise _read_error(path, error) from None
+    finally:
+        stream.close()
+
+
+def _jsonl(path: Path, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise FixtureError(f"{path}, line {number}: malformed JSON: {error.msg}") from None
+        yield f"line {number}", record
+
+
+def _json_array(path: Path, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    decoder = json.JSONDecoder()
+    text = io.TextIOWrapper(stream, encoding="utf-8")
+    buffer = ""
+    position = 0
+    done = False
+
+    def more() -> bool:
+        nonlocal buffer, position, done
+        if done:
+            return False
+        chunk = text.read(CHUNK)
+        buffer = buffer[position:] + chunk
+        position = 0
+        done = not chunk
+        return bool(chunk)
+
+    def skip_space() -> str:
+        nonlocal position
+        while True:
+            while position < len(buffer) and buffer[position] in " \t\r\n":
+                position += 1
+            if position < len(buffer):
+                return buffer[position]
+            if not more():
+                return ""
+
+    more()
+    if skip_space() != "[":
+        raise FixtureError(f"{path}: malformed JSON: expected a list of records")
+    position += 1
+    number = 0
+    while True:
+        mark = skip_space()
+        if mark == "]" and number == 0:
+            position += 1
+            break
+        if number:
+            if mark == "]":
+                position += 1
+                break
+            if mark != ",":
+                where = "truncated" if mark == "" else "expected ',' or ']'"
+                raise FixtureError(f"{path}, after record {number}: malformed JSON: {where}")
+            position += 1
+            skip_space()
+        number += 1
+        while True:
+            try:
+                record, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError as error:
+                if more():  # the record may continue in the next chunk
+                    continue
+                problem = "truncated" if error.pos >= len(buffer) - 1 else error.msg
+                raise FixtureError(f"{path}, record {number}: malformed JSON: {problem}") from None
+            break
+        position = end
+        yield f"record {number}", record
+    if skip_space() != "":
+        raise FixtureError(f"{path}: malformed JSON: text after the list of records")
+
+
+# --- checking values ----------------------------------------------------------------------
+
+
+def _parser(column: Column[Any]) -> Callable[[Any], Any]:
+    """Return a function that checks a fixture value for ``column`` and returns what COPY
+    sends for it (through seeding's converters); it raises ValueError on a bad value."""
+    from sqlalchemy import types
+
+    from project.columns import EnumString
+    from project.seeding import wire_converter
+
+    kind = column.type
+    to_wire = wire_converter(column)
+
+    def need(value: Any, expected: type | tuple[type, ...], what: str) -> None:
+        if not isinstance(value, expected) or (
+            isinstance(value, bool)
+            and bool not in (expected if isinstance(expected, tuple) else (expected,))
+        ):
+            raise ValueError(f"{value!r} is not {what}")
+
+    check: Callable[[Any], Any]
+    if isinstance(kind, EnumString):
+
+        def check(value: Any) -> Any:
+            need(value, str, "a string")
+            return kind.coerce(value).value
+
+        return check
+    if isinstance(kind, types.JSON):
+        return to_wire or (lambda value: value)
+    if isinstance(kind, types.Uuid):
+
+        def check(value: Any) -> Any:
+            need(value, str, "a UUID")
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a UUID") from None
+
+        return check
+    if isinstance(kind, types.DateTime):
+        aware = bool(kind.timezone)
+
+        def check(value: Any) -> Any:
+            need(value, str, "a date and time")
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO 8601 date and time") from None
+            if aware and parsed.tzinfo is None:
+                raise ValueError(f"{value!r} has no time zone")
+            return parsed
+
+        return check
+    if isinstance(kind, types.Boolean):
+
+        def check(value: Any) -> Any:
+            need(value, bool, "true or false")
+            return value
+
+        return check
+    if isinstance(kind, types.Integer):
+
+        def check(value: Any) -> Any:
+            need(value, int, "an integer")
+            return value
+
+        return check
+    if isinstance(kind, types.Float | types.Numeric):
+
+        def check(value: Any) -> Any:
+            need(value, (int, float), "a number")
+            return float(value)
+
+        return check
+    if isinstance(kind, types.String):
+        length = kind.length
+
+        def check(value: Any) -> Any:
+            need(value, str, "a string")
+            if length is not None and len(value) > length:
+                raise ValueError(f"is {len(value)} characters long; at most {length} fit")
+            return value
+
+        return check
+    return to_wire or (lambda value: value)
+
+
+@dataclass
+class _Stage:
+    """A temporary table collecting one table's rows, and its rows not yet copied."""
+
+    name: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    created: bool = False
+
+
+class _Loader:
+    """Check records and stage them; then write the tables in dependency order."""
+
+    def __init__(self, conn: asyncpg.Connection, specs: dict[str, ModelSpec]) -> None:
+        self.conn = conn
+        self.specs = specs
+        self.lowered = {label.lower(): spec for label, spec in specs.items()}
+        self.files: list[Path] = []
+        self.stages: dict[str, _Stage] = {}
+        self.records = 0
+        self.in_file = 0  # the current record's number in its file
+        self.parsers = {
+            label: {c.name: _parser(c) for c in spec.columns} for label, spec in specs.items()
+        }
+        self.defaults = {
+            label: {c.name: self._missing(c) for c in spec.columns} for label, spec in specs.items()
+        }
+
+    @staticmethod
+    def _missing(column: Column[Any]) -> Callable[[], Any] | None:
+        """Return what a record that leaves ``column`` out gets (None: it must not)."""
+        from project.seeding import client_default, wire_converter
+
+        if column.default is not None:
+            make, to_wire = client_default(column), wire_converter(column)
+            return (lambda: to_wire(make())) if to_wire else make
+        if column.server_default is not None or column.nullable:
+            return lambda: None  # the INSERT fills server defaults in (see _insert)
+        return None
+
+    def stage_for(self, table: Table, extra: Sequence[str] = ()) -> _Stage:
+        """Return the staging area of ``table``."""
+        if table.name not in self.stages:
+            columns = [*(c.name for c in table.columns), *extra, "_file", "_record"]
+            self.stages[table.name] = _Stage(STAGE_PREFIX + table.name, columns)
+        return self.stages[table.name]
+
+    async def add(self, path: Path, where: str, record: Any) -> None:
+        """Check one record and stage its rows."""
+        from project.inspection import did_you_mean
+
+        def fail(message: str) -> FixtureError:
+            return FixtureError(f"{path}, {where}: {message}")
+
+        if not isinstance(record, dict):
+            raise fail("a record must be an object with model, pk and fields")
+        unknown_keys = set(record) - {"model", "pk", "fields"}
+        if unknown_keys or not isinstance(record.get("model"), str):
+            raise fail("a record must be an object with model, pk and fields")
+        spec = self.lowered.get(record["model"].lower())
+        if spec is None:
+            error = did_you_mean("model", record["model"], list(self.specs))
+            raise fail(str(error))
+        fields = record.get("fields", {})
+        if not isinstance(fields, dict):
+            raise fail("fields must be an object")
+        pk = record.get("pk")
+        label = f"{spec.label} {pk}" if pk is not None else spec.label
+        allowed = spec.fields
+        for name in fields:
+            if name not in allowed:
+                error = did_you_mean(f"field of {spec.label}", name, allowed)
+                raise fail(f"{label}: {error}")
+        parsers, defaults = self.parsers[spec.label], self.defaults[spec.label]
+        file_index = len(self.files) - 1
+        self.records += 1
+        self.in_file += 1
+        values: list[Any] = []
+        for column in spec.columns:
+            name = column.name
+            given = pk if name == spec.pk else fields.get(name, ...)
+            if given is None and name == spec.pk:
+                given = ...  # no key: a new row with a fresh one
+            if given is ...:
+                missing = defaults[name]
+                if missing is None:
+                    raise fail(f"{label}: field {name} is missing")
+                values.append(missing())
+                continue
+            if given is None:
+                if not column.nullable:
+                    raise fail(f"{label}: field {name} must not be null")
+                values.append(None)
+                continue
+            try:
+                values.append(parsers[name](given))
+            except ValueError as error:
+                raise fail(f"{label}: field {name}: {error}") from None
+        key = values[[c.name for c in spec.columns].index(spec.pk)]
+        await self.put(self.stage_for(spec.table), (*values, file_index, self.in_file))
+        for many in spec.many:
+            if many.name not in fields:
+                continue
+            targets = fields[many.name]
+            if not isinstance(targets, list):
+                raise fail(f"{label}: field {many.name} must be a list of keys")
+            stage = self.stage_for(many.table)
+            # A row with no target marks the set as given: the load replaces it.
+            marker = {many.local: key, many.remote: None}
+            await self.put(stage, self._m2m_row(many, marker, file_index))
+            for target in targets:
+                try:
+                    target_key = uuid.UUID(target) if isinstance(target, str) else None
+                except ValueError:
+                    target_key = None
+                if target_key is None:
+                    raise fail(f"{label}: field {many.name}: {target!r} is not a UUID")
+                row = {many.local: key, many.remote: target_key}
+                await self.put(stage, self._m2m_row(many, row, file_index))
+
+    def _m2m_row(self, many: ManyToMany, row: dict[str, Any], file_index: int) -> tuple[Any, ...]:
+        return (*(row.get(c.name) for c in many.table.columns), file_index, self.in_file)
+
+    async def put(self, stage: _Stage, row: tuple[Any, ...]) -> None:
+        """Stage ``row``, copying a full batch to the server."""
+        from project.seeding import BATCH_SIZE
+
+        stage.rows.append(row)
+        if len(stage.rows) >= BATCH_SIZE:
+            await self.flush(stage)
+
+    async def flush(self, stage: _Stage) -> None:
+        """Copy ``stage``'s pending rows into its temporary table (created on first use)."""
+        from project.seeding import copy_records
+
+        if not stage.created:
+            table = stage.name.removeprefix(STAGE_PREFIX)
+            await self.conn.execute(
+                f"CREATE TEMPORARY TABLE {_q(stage.name)} ON COMMIT DROP AS "
+                f"SELECT * FROM {_q(table)} WITH NO DATA;"
+                f"ALTER TABLE {_q(stage.name)} ADD COLUMN _file integer, ADD COLUMN _record bigint"
+            )
+            stage.created = True
+        await copy_records(self.conn, stage.name, stage.columns, stage.rows)
+        stage.rows = []
+
+    async def write(self) -> int:
+        """Write the staged rows into their tables in dependency order; return how many
+        rows were inserted or changed."""
+        from project.models import Base
+
+        for stage in self.stages.values():
+            await self.flush(stage)
+        written = 0
+        owners = {m.table.name: (s, m) for s in self.specs.values() for m in s.many}
+        for table in Base.metadata.sorted_tables:
+            if table.name not in self.stages:
+                continue
+            await self.check_references(table)
+            if table.name in owners:
+                written += await self._write_many(*owners[table.name])
+            else:
+                written += await self._upsert(table)
+        return written
+
+    async def check_references(self, table: Table) -> None:
+        """Fail on the first staged row whose foreign key matches no row: its parents are
+        already written, so their table holds both what was loaded and what was there."""
+        stage = _q(self.stages[table.name].name)
+        for fk in sorted(table.foreign_key_constraints, key=lambda c: str(c.name)):
+            pairs = [(e.parent.name, e.column.name) for e in fk.elements]
+            present = " AND ".join(f"s.{_q(c)} IS NOT NULL" for c, _ in pairs)
+            match = " AND ".join(f"p.{_q(r)} = s.{_q(c)}" for c, r in pairs)
+            row = await self.conn.fetchrow(
+                f"SELECT s._file, s._record, {', '.join(f's.{_q(c)}::text' for c, _ in pairs)} "
+                f"FROM {stage} s WHERE {present} AND NOT EXISTS "
+                f"(SELECT 1 FROM {_q(fk.referred_table.name)} p WHERE {match}) "
+                "ORDER BY s._file, s._record LIMIT 1"
+            )
+            if row is not None:
+                raise self._dangling(table, row, pairs, fk.referred_table.name)
+
+    def _dangling(
+        self, table: Table, row: Any, pairs: list[tuple[str, str]], parent: str
+    ) -> FixtureError:
+        values = ", ".join(f"{c}={row[2 + i]}" for i, (c, _) in enumerate(pairs))
+        path = self.files[row["_file"]]
+        return FixtureError(
+            f"{path}, record {row['_record']} ({table.name}): {values} matches no row of {parent}"
+        )
+
+    async def _upsert(self, table: Table) -> int:
+        from sqlalchemy.dialects import postgresql
+
+        stage = _q(self.stages[table.name].name)
+        (pk,) = table.primary_key.columns
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        names = [c.name for c in table.columns]
+        values = []
+        for column in table.columns:
+            value = f"s.{_q(column.name)}"
+            default = column.server_default
+            if default is not None and not column.nullable:  # left out of the record
+                arg = default.arg  # type: ignore[attr-defined]
+                sql = (
+                    "'" + arg.replace("'", "''") + "'"
+                    if isinstance(arg, str)
+                    else str(arg.compile(dialect=dialect))
+                )
+                value = f"coalesce({value}, {sql})"
+            values.append(value)
+        changed = [n for n in names if n != pk.name]
+        listed = ", ".join(map(_q, names))
+        statement = (
+            f"INSERT INTO {_q(table.name)} AS t ({listed}) "
+            f"SELECT DISTINCT ON (s.{_q(pk.name)}) {', '.join(values)} FROM {stage} s "
+            f"ORDER BY s.{_q(pk.name)}, s._file DESC, s._record DESC "
+            f"ON CONFLICT ({_q(pk.name)}) DO UPDATE SET "
+            + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changed)
+            + f" WHERE ({', '.join(f't.{_q(n)}' for n in changed)}) IS DISTINCT FROM "
+            f"({', '.join(f'EXCLUDED.{_q(n)}' for n in changed)})"
+        )
+        return await self._run(statement, table)
+
+    async def _write_many(self, owner: ModelSpec, many: ManyToMany) -> int:
+        stage = _q(self.stages[many.table.name].name)
+        local, remote, link = _q(many.local), _q(many.remote), _q(many.table.name)
+        removed = await self._run(
+            f"DELETE FROM {link} a USING (SELECT DISTINCT {local} FROM {stage}) given "
+            f"WHERE a.{local} = given.{local} AND NOT EXISTS (SELECT 1 FROM {stage} s "
+            f"WHERE s.{local} = a.{local} AND s.{remote} = a.{remote})",
+            many.table,
+        )
+        added = await self._run(
+            f"INSERT INTO {link} ({local}, {remote}) SELECT DISTINCT {local}, {remote} "
+            f"FROM {stage} WHERE {remote} IS NOT NULL ON CONFLICT DO NOTHING",
+            many.table,
+        )
+        return removed + added
+
+    async def _run(self, statement: str, table: Table) -> int:
+        import asyncpg
+
+        try:
+            status = await self.conn.execute(statement)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            detail = f" ({error.detail})" if getattr(error, "detail", None) else ""
+            files = ", ".join(map(str, self.files))
+            raise FixtureError(
+                f"{files}: the rows for {table.name} break {error.constraint_name}{detail}"
+            ) from None
+        return int(status.rsplit(" ", 1)[-1])
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load read and wrote."""
+
+    records: int
+    files: int
+    written: int
+
+    def line(self) -> str:
+        """Return the one-line summary."""
+        files = "1 file" if self.files == 1 else f"{self.files} files"
+        written = f"{self.written} rows inserted or changed"
+        return f"Loaded {self.records} records from {files}; {written}"
+
+
+async def load(url: DatabaseURL, paths: Sequence[Path]) -> LoadReport:
+    """Load fixture files in one transaction: all of them, or nothing."""
+    from project import dbadmin
+
+    if not paths:
+        raise FixtureError("name at least one fixture file")
+    specs = model_specs()
+    conn = await dbadmin.connect(url)
+    try:
+        loader = _Loader(conn, specs)
+        async with conn.transaction():
+            for path in paths:
+                loader.files.append(path)
+                loader.in_file = 0
+                for where, record in iter_records(path):
+                    await loader.add(path, where, record)
+            written = await loader.write()
+    finally:
+        await conn.close()
+    return LoadReport(loader.records, len(paths), written)

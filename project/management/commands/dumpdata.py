@@ -1,0 +1,26 @@
+"""``manage.py dumpdata``."""
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("models", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (.json, .jsonl, optionally .gz) instead of stdout.",
+)
+@click.option("--include-deleted", is_flag=True, help="Dump soft-deleted rows too.")
+def command(models: tuple[str, ...], output: Path | None, include_deleted: bool) -> None:
+    """Dump the rows of every model, or of MODELS (app or app.Model), as a fixture."""
+    from project import db, fixtures
+
+    fixtures.select_models(fixtures.model_specs(), models)  # a bad name: nothing written
+    count = db.run(
+        fixtures.dump(db.database_url(), models, output, include_deleted=include_deleted)
+    )
+    if output is not None:
+        click.echo(f"Dumped {count} records to {output}", err=True)
