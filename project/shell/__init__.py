@@ -13,6 +13,12 @@ The factories are found by reading the apps' ``factories.py`` and imported on fi
 ``--sandbox`` is the exception: it opens a connection and an outer transaction at start,
 and rolls it back however the shell ends (EOF, ``exit()``, an error in ``-c``, SIGTERM or
 SIGHUP); ``commit()`` inside it releases a savepoint.
+
+A line that breaks the session (a failed statement aborts PostgreSQL's transaction) rolls it
+back, in the sandbox to a savepoint taken when the line began (``recovery``). A database
+error shows as its message after the user's frames; ``tb()`` or ``manage.py --traceback``
+shows the whole chain. Leaving with uncommitted changes asks first, or says they were
+dropped.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from project.shell.namespace import (
     describe_loaded,
     make_session,
 )
-from project.shell.tracebacks import format_error
+from project.shell.recovery import Recovery
+from project.shell.tracebacks import format_error, sql_error
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
@@ -72,9 +79,12 @@ def database_label(settings: Settings) -> str:
 class Shell:
     """One shell session: its loop, session, optional sandbox and namespace."""
 
-    def __init__(self, *, sandbox: bool = False, imports: bool = True) -> None:
+    def __init__(
+        self, *, sandbox: bool = False, imports: bool = True, full_tracebacks: bool = False
+    ) -> None:
         self.sandbox = sandbox
         self.imports = imports
+        self.full_tracebacks = full_tracebacks
         self.loop = asyncio.new_event_loop()
         self.namespace = Namespace()
         self.loaded: Loaded | None = None
@@ -83,6 +93,8 @@ class Shell:
         self.transaction: AsyncTransaction | None = None
         self.database = ""
         self.sandbox_report = ""
+        self.exit_report = ""
+        self.recovery: Recovery | None = None
         self.closing = threading.Event()
         self._exits = contextlib.ExitStack()
         self._save_history: Callable[[], None] | None = None
@@ -112,6 +124,7 @@ class Shell:
             self.loaded = build_namespace(self.session, connection=self.connection)
             self.namespace = self.loaded.namespace
             self._exits.enter_context(self.loaded.exits)
+            self.recovery = Recovery(self.session, connection=self.connection)
 
     async def _open_sandbox(self) -> None:
         from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,6 +160,7 @@ class Shell:
         if self.sandbox:
             lines.append(
                 "SANDBOX: every change is rolled back on exit; commit() makes a savepoint.\n"
+                "         Each line runs in a savepoint: a line that fails is undone alone.\n"
                 "         engine.connect() is outside the sandbox: use session or connection."
             )
         lines.append(describe_loaded(self.loaded, verbose=verbose))
@@ -175,21 +189,30 @@ class Shell:
             if inspect.iscoroutine(result):
                 await result
 
+        status, failure = 0, None
         try:
             self.run(main())
         except SystemExit:
             raise
-        except KeyboardInterrupt as error:
-            self._show_error(error, filename)
-            return 130
         except BaseException as error:
-            self._show_error(error, filename)
-            return 1
-        return 0
+            status, failure = 130 if isinstance(error, KeyboardInterrupt) else 1, error
+        if failure is not None:
+            self._show_error(failure, filename)
+        # In the sandbox nothing follows the script but the rollback, which says so.
+        if self.recovery is not None and not self.sandbox:
+            self._note(self.run(self.recovery.end_line()))
+        if failure is not None and not self.full_tracebacks and sql_error(failure) is not None:
+            self._note("manage.py --traceback shell shows the full traceback.")
+        return status
 
     def _show_error(self, error: BaseException, filename: str) -> None:
-        sys.stderr.write(self.scrub(format_error(error, filename)))
+        text = format_error(error, filename, full=self.full_tracebacks)
+        sys.stderr.write(self.scrub(text))
         sys.stderr.flush()
+
+    def _note(self, note: str | None) -> None:
+        if note:
+            print(self.scrub(note), file=sys.stderr, flush=True)
 
     def interact(self, *, verbose: bool) -> None:
         """Run the console until EOF or ``exit()``: it reads in a thread while the loop
@@ -242,12 +265,21 @@ class Shell:
         app.start()
 
     def _run_cell(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        self._cell = self.loop.create_task(coroutine)
+        self._cell = self.loop.create_task(self._recovering(coroutine))
         try:
             result: T = self.loop.run_until_complete(self._cell)
             return result
         finally:
             self._cell = None
+
+    async def _recovering(self, cell: Coroutine[Any, Any, T]) -> T:
+        # IPython shows the cell's error itself: the session's rollback is said after it.
+        if self.recovery is not None and self.sandbox:
+            self._note(await self.recovery.begin_line())
+        result = await cell
+        if self.recovery is not None:
+            self._note(await self.recovery.end_line())
+        return result
 
     def stop_quietly(self) -> bool:
         """Make IPython end after a SIGTERM; True if done without raising SystemExit.
@@ -289,12 +321,27 @@ class Shell:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+        if self.recovery is not None:
+            await self._report_uncommitted(self.recovery)
         if self.session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.close(), CLOSE_TIMEOUT)
         if self.connection is not None:
             await self._close_sandbox(self.connection)
         await db.dispose()
+
+    async def _report_uncommitted(self, recovery: Recovery) -> None:
+        dropped = False
+        # Leaving must not fail on the check: the changes go all the same.
+        with contextlib.suppress(Exception):
+            if not recovery.leave_confirmed:
+                dropped = await asyncio.wait_for(recovery.uncommitted(), CLOSE_TIMEOUT)
+        recovery.close()
+        if dropped:
+            self.exit_report = (
+                "Warning: the session's uncommitted changes were rolled back "
+                "(await session.commit() keeps them)."
+            )
 
     async def _close_sandbox(self, connection: AsyncConnection) -> None:
         try:
@@ -343,6 +390,14 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+def _traceback_option() -> bool:
+    """Return whether ``manage.py --traceback`` was given: click's root context holds it."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    return context is not None and bool(context.find_root().params.get("traceback"))
+
+
 def run(
     *,
     command: str | None = None,
@@ -350,14 +405,21 @@ def run(
     interface: Interface = "python",
     imports: bool = True,
     verbose: bool = False,
+    full_tracebacks: bool | None = None,
 ) -> int:
-    """Run the shell: ``command``, else a script on stdin, else a REPL; return the status."""
+    """Run the shell: ``command``, else a script on stdin, else a REPL; return the status.
+
+    ``full_tracebacks``: show database errors with their whole chain (default: whether
+    ``manage.py --traceback`` was given).
+    """
     if interface == "ipython":
         import importlib.util
 
         if importlib.util.find_spec("IPython") is None:
             raise CommandError("IPython is not installed; install it or use -i python")
-    shell = Shell(sandbox=sandbox, imports=imports)
+    if full_tracebacks is None:
+        full_tracebacks = _traceback_option()
+    shell = Shell(sandbox=sandbox, imports=imports, full_tracebacks=full_tracebacks)
     status = 0
     with _exit_on_signals(shell) as received:
         try:
@@ -381,7 +443,8 @@ def run(
                 for number in EXIT_SIGNALS:  # the clean-up must not be cut short
                     signal.signal(number, signal.SIG_IGN)
             shell.close()
-    if shell.sandbox_report:
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            print(shell.sandbox_report, file=sys.stderr)
+    for report in (shell.exit_report, shell.sandbox_report):
+        if report:
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                print(report, file=sys.stderr)
     return 128 + received[0] if received else status

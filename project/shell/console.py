@@ -1,5 +1,5 @@
 """The interactive console: input read in a thread, run on the shell's loop, with tab
-completion and a history file."""
+completion, a history file, and a question before leaving uncommitted changes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from project.shell.tracebacks import database_note, format_error
+from project.shell.tracebacks import database_note, format_error, sql_error
 
 if TYPE_CHECKING:
     from project.shell import Shell
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 HISTORY_FILE = Path("~/.pastetrader_history")
 HISTORY_LENGTH = 10_000
+T = TypeVar("T")
 
 
 class Completer:
@@ -47,7 +49,11 @@ class Completer:
 
 class Console(code.InteractiveConsole):
     """A console whose inputs run on the shell's loop, ``await`` included
-    (``asyncio.__main__``'s AsyncIOInteractiveConsole)."""
+    (``asyncio.__main__``'s AsyncIOInteractiveConsole).
+
+    After each input the shell's session is rolled back if the input broke it, and leaving
+    with uncommitted changes asks first.
+    """
 
     def __init__(self, shell: Shell) -> None:
         super().__init__(shell.namespace)
@@ -55,35 +61,17 @@ class Console(code.InteractiveConsole):
         self.shell = shell
         self.task: asyncio.Task[Any] | None = None
         self.interrupted = False
+        self._hinted = False
 
     def runcode(self, code: types.CodeType) -> None:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        loop = self.shell.loop
-
-        def start() -> None:
-            # Runs in the loop's thread: plain code may use the running loop too.
-            self.task = None
-            self.interrupted = False
-            try:
-                result = types.FunctionType(code, self.locals)()
-            except SystemExit:
-                raise  # out of the loop: the shell ends
-            except KeyboardInterrupt as error:
-                self.interrupted = True
-                future.set_exception(error)
-                return
-            except BaseException as error:
-                future.set_exception(error)
-                return
-            if not inspect.iscoroutine(result):
-                future.set_result(result)
-                return
-            self.task = loop.create_task(result)
-            self.task.add_done_callback(lambda task: _copy_outcome(task, future))
-
-        loop.call_soon_threadsafe(start)
+        recovery = self.shell.recovery
+        if recovery is not None and recovery.sandbox:
+            self._note(self._on_loop(recovery.begin_line()))
+        hint = False
+        raised = True
         try:
-            future.result()
+            outcome = self._execute(code)
+            raised = False
         except BaseException as error:
             if self.shell.closing.is_set():
                 # The shell is ending (a signal): no traceback and no new prompt.
@@ -94,19 +82,134 @@ class Console(code.InteractiveConsole):
                 self.write("\nCancelledError\n")
             else:
                 self.showtraceback()
+                hint = not self._hinted and self._shortened(error)
+        else:
+            if isinstance(outcome, Leave):
+                self.leave(outcome.request)
+        if recovery is not None and (raised or recovery.sandbox or recovery.failed):
+            self._note(self._on_loop(recovery.end_line()))
+        if hint:
+            self._hinted = True
+            self.write("(tb() shows the full traceback.)\n")
+
+    def _execute(self, code: types.CodeType) -> Any:
+        """Run ``code`` on the loop and return its value; ``exit()`` returns a Leave."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        loop = self.shell.loop
+
+        def start() -> None:
+            # Runs in the loop's thread: plain code may use the running loop too.
+            self.task = None
+            self.interrupted = False
+            try:
+                result = types.FunctionType(code, self.locals)()
+            except SystemExit as request:
+                future.set_result(Leave(request))
+                return
+            except KeyboardInterrupt as error:
+                self.interrupted = True
+                future.set_exception(error)
+                return
+            except BaseException as error:
+                future.set_exception(error)
+                return
+            if not inspect.iscoroutine(result):
+                future.set_result(result)
+                return
+            self.task = loop.create_task(_leave_on_exit(result))
+            self.task.add_done_callback(lambda task: _copy_outcome(task, future))
+
+        loop.call_soon_threadsafe(start)
+        return future.result()
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the shell's loop from the console's thread."""
+        if self.shell.closing.is_set():  # a signal ends the shell: the loop is cleaning up
+            coroutine.close()
+            threading.Event().wait()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.shell.loop).result()
+
+    def _note(self, note: str | None) -> None:
+        if note:
+            self.write(f"{note}\n")
+
+    def _shortened(self, error: BaseException) -> bool:
+        return not self.shell.full_tracebacks and sql_error(error) is not None
 
     def showtraceback(self) -> None:
         error = sys.exc_info()[1]
         if error is None:  # pragma: no cover - only called while handling an error
             return
         sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
-        text = format_error(error, self.filename)
+        text = format_error(error, self.filename, full=self.shell.full_tracebacks)
         if database_note(error) is not None:
             text += "The shell goes on; try again once the database is up.\n"
         self.write(text)
 
     def write(self, data: str) -> None:
         sys.stderr.write(self.shell.scrub(data))
+
+    # --- leaving ---------------------------------------------------------------------
+
+    def raw_input(self, prompt: str = "") -> str:
+        try:
+            return input(prompt)
+        except EOFError:
+            if self.may_leave(after_eof=True):
+                raise
+            self.resetbuffer()  # stay, at a fresh prompt
+            return ""
+
+    def leave(self, request: SystemExit) -> None:
+        """End the shell as ``exit()`` asked, unless the user would rather stay."""
+        closed = sys.stdin
+        if closed is not None and closed.closed:  # site's exit() closes it before raising
+            sys.stdin = open(  # noqa: SIM115 - it stays open as sys.stdin
+                0, encoding=closed.encoding, errors=closed.errors, closefd=False
+            )
+        if not self.may_leave(after_eof=False):
+            return
+
+        def end() -> None:
+            raise request  # out of the loop, in the main thread: the shell ends
+
+        self.shell.loop.call_soon_threadsafe(end)
+        threading.Event().wait()
+
+    def may_leave(self, *, after_eof: bool) -> bool:
+        """Return whether to leave: yes, unless the session has uncommitted changes and the
+        user says no when asked."""
+        recovery = self.shell.recovery
+        if recovery is None or recovery.sandbox:  # the sandbox says what it rolled back
+            return True
+        leaving = True
+        if self._on_loop(recovery.uncommitted()):
+            self.write(
+                ("\n" if after_eof else "")
+                + "Warning: the session has uncommitted changes; leaving rolls them back "
+                "(await session.commit() keeps them).\n"
+            )
+            try:
+                leaving = input("Leave anyway? [y/N] ").strip().lower() in {"y", "yes"}
+            except EOFError:
+                self.write("\n")
+        recovery.leave_confirmed = leaving  # then the shell need not report them on closing
+        return leaving
+
+
+@dataclass(frozen=True)
+class Leave:
+    """What an input returns that called ``exit()``: the request, held until confirmed."""
+
+    request: SystemExit
+
+
+async def _leave_on_exit(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    # An await input that calls exit() would otherwise end the loop before anyone asks.
+    try:
+        return await coroutine
+    except SystemExit as request:
+        return Leave(request)
 
 
 def _copy_outcome(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:

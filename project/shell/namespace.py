@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from project.exceptions import CommandError
+from project.shell.tracebacks import tb
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -193,6 +194,7 @@ def build_namespace(session: AsyncSession, *, connection: AsyncConnection | None
     for name in SQL_NAMES:
         loaded.add(name, getattr(sqlalchemy, name), "name", "sqlalchemy")
     loaded.add("asyncio", asyncio, "name", "asyncio")
+    loaded.add("tb", tb, "name", "project.shell: print the last error's full traceback")
 
     apps.load_models()
     configs = apps.get_app_configs()

@@ -34,10 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
 TIMEOUT = 60.0
 SETTING_VARIABLES = conf.VARIABLES
-ALWAYS = ("Base", "settings", "engine", "session", *SQL_NAMES, "asyncio")
+ALWAYS = ("Base", "settings", "engine", "session", *SQL_NAMES, "asyncio", "tb")
 DOWN_URL = f"postgresql+asyncpg://postgres:{PASSWORD}@127.0.0.1:1/test_nowhere"
 INSERT = 'await session.execute(text("insert into shell_probe values (1)"))'
 COUNT = 'await session.scalar(text("select count(*) from shell_probe"))'
+MISSING = 'await session.execute(text("select * from no_such_table"))'
+REFUSED = 'ProgrammingError: relation "no_such_table" does not exist\n'
 
 
 def environment(url: DatabaseURL | str, home: Path, **extra: str) -> dict[str, str]:
@@ -445,10 +447,10 @@ def test_an_error_prints_its_traceback_and_the_shell_goes_on(
     db_url: DatabaseURL, tmp_path: Path, terminals: list[Terminal]
 ) -> None:
     terminal = open_shell(terminals, environment(db_url, tmp_path))
-    out = terminal.type('await session.execute(text("select * from no_such_table"))')
-    assert "Traceback (most recent call last):" in out
+    out = terminal.type(MISSING)
     assert 'relation "no_such_table" does not exist' in out
     out = terminal.type("1 / 0")
+    assert "Traceback (most recent call last):" in out
     assert 'File "<console>", line 1, in <module>' in out
     assert "ZeroDivisionError" in out
     assert "project/shell/" not in out
@@ -637,6 +639,186 @@ def test_sandbox_needs_the_database(tmp_path: Path) -> None:
     assert result.stderr.startswith("Error: --sandbox needs the database: cannot connect")
     assert len(result.stderr.splitlines()) == 1
     assert PASSWORD not in result.stderr
+
+
+# --- a failed statement, and leaving with changes --------------------------------------
+
+
+def error_lines(out: str) -> list[str]:
+    """Return what a line typed at the prompt printed: without its echo and the next prompt."""
+    return out.splitlines()[1:-1]
+
+
+def test_a_failed_statement_rolls_the_session_back_in_one_short_report(
+    probe: Probe, terminals: list[Terminal]
+) -> None:
+    terminal = open_shell(terminals, probe.env)
+    terminal.type(INSERT)
+    out = terminal.type(MISSING)
+    assert error_lines(out) == [
+        '  File "<console>", line 1, in <module>',  # the console keeps no source to show
+        REFUSED.rstrip(),
+        "The session was rolled back: its uncommitted changes are gone.",
+        "(tb() shows the full traceback.)",
+    ]
+    assert "0\n" in terminal.type(f"print({COUNT})")  # no "current transaction is aborted"
+    out = terminal.type("tb()")
+    assert "Traceback (most recent call last):" in out
+    assert "The above exception was the direct cause of the following exception:" in out
+    assert "asyncpg.exceptions.UndefinedTableError" in out
+    assert "project/shell/" not in out
+    out = terminal.type(MISSING)
+    assert "tb()" not in out  # said once is enough
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+    assert "uncommitted" not in terminal.output[terminal.output.rindex(">>> ") :]
+
+
+def test_a_caught_error_still_gets_the_session_rolled_back(
+    db_url: DatabaseURL, tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    terminal = open_shell(terminals, environment(db_url, tmp_path))
+    terminal.type(f"try: {MISSING}", prompt="... ")
+    terminal.type("except Exception: print('caught')", prompt="... ")
+    out = terminal.type("")
+    assert "caught\n" in out
+    assert "The session was rolled back: its uncommitted changes are gone.\n" in out
+    assert "7\n" in terminal.type('print(await session.scalar(text("select 7")))')
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+
+
+def test_a_failed_flush_rolls_the_session_back(probe: Probe, terminals: list[Terminal]) -> None:
+    terminal = open_shell(terminals, probe.env)
+    terminal.type("from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column")
+    terminal.type("class Scratch(DeclarativeBase): pass", prompt="... ")
+    terminal.type("")
+    terminal.type("class Row(Scratch):", prompt="... ")
+    terminal.type("    __tablename__ = 'shell_keyed'", prompt="... ")
+    terminal.type("    id: Mapped[int] = mapped_column(primary_key=True)", prompt="... ")
+    terminal.type("")
+    terminal.type('await session.execute(text("create table shell_keyed (id int primary key)"))')
+    terminal.type("session.add_all([Row(id=1), Row(id=1)])")  # the same key twice
+    out = terminal.type("await session.flush()")
+    assert "IntegrityError: duplicate key value violates unique constraint" in out
+    assert "DETAIL:  Key (id)=(1) already exists." in out
+    assert "The session was rolled back: its uncommitted changes are gone.\n" in out
+    assert len(error_lines(out)) < 7
+    assert "1\n" in terminal.type('print(await session.scalar(text("select 1")))')
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+
+
+def test_a_database_error_in_c_is_short_unless_traceback(probe: Probe) -> None:
+    result = shell("-c", f"{INSERT}\n{MISSING}", env=probe.env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        '  File "<string>", line 2, in <module>\n'
+        f"    {MISSING}\n"
+        f"{REFUSED}"
+        "The session was rolled back: its uncommitted changes are gone.\n"
+        "manage.py --traceback shell shows the full traceback.\n"
+    )
+    result = python("manage.py", "--traceback", "shell", "-c", MISSING, env=probe.env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):\n")
+    assert "The above exception was the direct cause of the following exception:" in (result.stderr)
+    assert "sqlalchemy/engine/" in result.stderr
+    assert "project/shell/" not in result.stderr
+
+
+def test_sandbox_a_failed_line_is_undone_alone(probe: Probe, terminals: list[Terminal]) -> None:
+    prompt = "[sandbox] >>> "
+    undone = "The sandbox was rolled back to the start of this line; earlier lines' work is kept."
+    terminal = open_shell(terminals, probe.env, "--sandbox", prompt=prompt)
+    terminal.type(INSERT, prompt=prompt)  # the session's transaction stays open
+    second = 'await session.execute(text("insert into shell_probe values (2)"))'
+    out = terminal.type(f"_ = {second}; {MISSING}", prompt=prompt)
+    assert REFUSED in out
+    assert f"{undone}\n" in out
+    assert len(error_lines(out)) < 6
+    assert "1\n" in terminal.type(f"print({COUNT})", prompt=prompt)  # row 1 stays, 2 is gone
+    terminal.type("await session.commit()", prompt=prompt)
+    # With the session idle, the line's savepoint is the connection's.
+    third = 'await connection.execute(text("insert into shell_probe values (3)"))'
+    out = terminal.type(
+        f"_ = {third}; await connection.execute(text('select nope'))", prompt=prompt
+    )
+    assert f"{undone}\n" in out
+    assert "1\n" in terminal.type(f"print({COUNT})", prompt=prompt)
+    terminal.type(
+        'await session.execute(text("insert into shell_probe values (4)"))', prompt=prompt
+    )
+    assert "2\n" in terminal.type(f"print({COUNT})", prompt=prompt)
+    assert probe.count() == 0
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+    ending = terminal.output[terminal.output.rindex(prompt) :]
+    assert "Sandbox: rolled back." in ending
+    assert "uncommitted" not in ending  # the sandbox's own report says it
+    assert probe.count() == 0
+
+
+def test_sandbox_a_failed_flush_undoes_its_line_alone(
+    probe: Probe, terminals: list[Terminal]
+) -> None:
+    prompt = "[sandbox] >>> "
+    terminal = open_shell(terminals, probe.env, "--sandbox", prompt=prompt)
+    terminal.type(
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column", prompt=prompt
+    )
+    terminal.type("class Scratch(DeclarativeBase): pass", prompt="... ")
+    terminal.type("", prompt=prompt)
+    terminal.type("class Row(Scratch):", prompt="... ")
+    terminal.type("    __tablename__ = 'shell_keyed'", prompt="... ")
+    terminal.type("    id: Mapped[int] = mapped_column(primary_key=True)", prompt="... ")
+    terminal.type("", prompt=prompt)
+    terminal.type(
+        'await session.execute(text("create table shell_keyed (id int primary key)"))',
+        prompt=prompt,
+    )
+    terminal.type("session.add(Row(id=1))", prompt=prompt)
+    out = terminal.type("session.add(Row(id=1)); session.add(Row(id=2))", prompt=prompt)
+    # The line's changes are flushed as it ends, so the line that made the clash is undone.
+    assert "IntegrityError: duplicate key value violates unique constraint" in out
+    assert "The sandbox was rolled back to the start of this line" in out
+    count = 'await session.scalar(text("select count(*) from shell_keyed"))'
+    assert "1\n" in terminal.type(f"print({count})", prompt=prompt)
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+    assert "Sandbox: rolled back." in terminal.output
+
+
+def test_leaving_with_uncommitted_changes_asks_first(
+    probe: Probe, terminals: list[Terminal]
+) -> None:
+    question = "Leave anyway? [y/N] "
+    terminal = open_shell(terminals, probe.env)
+    terminal.type(INSERT)
+    terminal.send(b"\x04")
+    out = terminal.expect(question)
+    assert "Warning: the session has uncommitted changes; leaving rolls them back" in out
+    terminal.type("n")  # stay
+    assert "1\n" in terminal.type(f"print({COUNT})")
+    os.write(terminal.fd, b"exit(5)\n")
+    terminal.expect(question)
+    os.write(terminal.fd, b"y\n")
+    assert terminal.wait() == 5
+    assert "rolled back" not in terminal.output.rsplit(question, 1)[1]  # asked, not told again
+    assert probe.count() == 0
+
+
+def test_leaving_a_script_with_uncommitted_changes_says_they_were_dropped(probe: Probe) -> None:
+    result = shell("-c", INSERT, env=probe.env)
+    assert result.returncode == 0
+    assert result.stderr == (
+        "Warning: the session's uncommitted changes were rolled back "
+        "(await session.commit() keeps them).\n"
+    )
+    assert probe.count() == 0
+    result = shell(env=probe.env, stdin=f"{INSERT}\nawait session.commit()\nprint({COUNT})\n")
+    assert result.returncode == 0
+    assert (result.stdout, result.stderr) == ("1\n", "")  # a read-only transaction is no change
 
 
 # --- IPython -----------------------------------------------------------------------
