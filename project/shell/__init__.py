@@ -124,7 +124,8 @@ class Shell:
             self.loaded = build_namespace(self.session, connection=self.connection)
             self.namespace = self.loaded.namespace
             self._exits.enter_context(self.loaded.exits)
-            self.recovery = Recovery(self.session, connection=self.connection)
+            restart = self._restart_sandbox if self.sandbox else None
+            self.recovery = Recovery(self.session, connection=self.connection, restart=restart)
 
     async def _open_sandbox(self) -> None:
         from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,6 +143,16 @@ class Shell:
         self.session = AsyncSession(
             bind=self.connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+
+    async def _restart_sandbox(self) -> None:
+        """Roll the sandbox's outer transaction back and begin another on its connection,
+        which reconnects if it was lost: the names bound to it stay valid."""
+        if self.connection is None:  # pragma: no cover - only the sandbox restarts
+            return
+        if self.transaction is not None:
+            with contextlib.suppress(Exception):
+                await self.transaction.rollback()
+        self.transaction = await self.connection.begin()
 
     def scrub(self, text: str) -> str:
         """Hide the database passwords in ``text``."""

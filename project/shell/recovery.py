@@ -16,7 +16,8 @@ there are any, asking PostgreSQL whether the transaction wrote anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from project.shell.tracebacks import one_line
@@ -37,8 +38,8 @@ TO_LAST_COMMIT = (
     "The session was rolled back to its last commit(); the sandbox keeps what was committed."
 )
 SANDBOX_LOST = (
-    "The sandbox's transaction failed outside any savepoint and cannot go on; "
-    "leave the shell (everything is rolled back)."
+    "The sandbox's transaction could not be saved (its connection was lost, or it failed "
+    "outside any savepoint): all of it was rolled back, and the sandbox starts again, empty."
 )
 # txid_current_if_assigned(): PostgreSQL gives a transaction an id on its first write only.
 WROTE = "select txid_current_if_assigned() is not null"
@@ -47,14 +48,22 @@ WROTE = "select txid_current_if_assigned() is not null"
 class Recovery:
     """Watch the shell's session; after a line that broke it, roll it back.
 
-    ``connection``: the sandbox's; the lines then run in savepoints.
+    ``connection``: the sandbox's; the lines then run in savepoints. ``restart``: rolls the
+    sandbox's outer transaction back and begins another, when no savepoint could save it.
     """
 
-    def __init__(self, session: AsyncSession, *, connection: AsyncConnection | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        connection: AsyncConnection | None = None,
+        restart: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         from sqlalchemy import event
 
         self.session = session
         self.connection = connection
+        self._restart = restart
         # A statement failed on the watched connection: the transaction may be aborted.
         self.failed = False
         # The user was asked about (or told of) the uncommitted changes on leaving.
@@ -170,23 +179,33 @@ class Recovery:
                 await self._release_pending()
 
     async def _roll_back(self, line: AsyncSessionTransaction | AsyncTransaction | None) -> str:
-        from sqlalchemy.ext.asyncio import AsyncSessionTransaction
+        from sqlalchemy.ext.asyncio import AsyncSessionTransaction, AsyncTransaction
 
         if not self.sandbox:
             await self.session.rollback()
             return ROLLED_BACK
-        if isinstance(line, AsyncSessionTransaction):
-            if line.sync_transaction in self._chain():
+        undone = TO_LAST_COMMIT
+        # A lost connection makes these fail: then the check below starts the sandbox over.
+        with contextlib.suppress(Exception):
+            if isinstance(line, AsyncSessionTransaction) and line.sync_transaction in (
+                self._chain()
+            ):
                 await line.rollback()
-                return LINE_UNDONE
-            line = None  # the line's commit() or rollback() ended it
-        if self.session.in_transaction():
-            await self.session.rollback()  # its savepoint lies inside the line's
-        if line is not None and line.is_active:
-            await line.rollback()
-        if not await self._healthy():
-            return SANDBOX_LOST
-        return LINE_UNDONE if line is not None else TO_LAST_COMMIT
+                undone = LINE_UNDONE
+            else:  # no line savepoint, the connection's, or the session's ended by commit()
+                if self.session.in_transaction():
+                    await self.session.rollback()  # its savepoint lies inside the line's
+                if isinstance(line, AsyncTransaction) and line.is_active:
+                    await line.rollback()
+                    undone = LINE_UNDONE
+        if await self._healthy():
+            return undone
+        with contextlib.suppress(Exception):
+            await self.session.rollback()
+        self._pending.clear()
+        if self._restart is not None:
+            await self._restart()
+        return SANDBOX_LOST
 
     async def _release(self, line: AsyncSessionTransaction | AsyncTransaction) -> None:
         from sqlalchemy.ext.asyncio import AsyncSessionTransaction

@@ -789,6 +789,27 @@ def test_sandbox_a_failed_flush_undoes_its_line_alone(
     assert "Sandbox: rolled back." in terminal.output
 
 
+def test_sandbox_starts_over_when_its_connection_is_lost(
+    probe: Probe, terminals: list[Terminal]
+) -> None:
+    prompt = "[sandbox] >>> "
+    terminal = open_shell(terminals, probe.env, "--sandbox", prompt=prompt)
+    terminal.type(INSERT, prompt=prompt)
+    os.write(terminal.fd, b'await session.execute(text("select pg_sleep(60)"))\n')
+    terminal.expect('pg_sleep(60)"))\n')
+    time.sleep(0.5)
+    terminal.send(b"\x03")  # SQLAlchemy drops a connection whose query was cancelled
+    out = terminal.expect(prompt, timeout=20)
+    assert "the sandbox starts again, empty." in out
+    assert "0\n" in terminal.type(f"print({COUNT})", prompt=prompt)
+    terminal.type(INSERT, prompt=prompt)
+    assert "1\n" in terminal.type(f"print({COUNT})", prompt=prompt)
+    terminal.send(b"\x04")
+    assert terminal.wait() == 0
+    assert "Sandbox: rolled back." in terminal.output
+    assert probe.count() == 0
+
+
 def test_leaving_with_uncommitted_changes_asks_first(
     probe: Probe, terminals: list[Terminal]
 ) -> None:
