@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -728,14 +729,31 @@ class _Loader:
         import asyncpg
 
         try:
-            status = await self.conn.execute(statement)
+            # A savepoint, so that the staged rows can still be read to name the culprit.
+            async with self.conn.transaction():
+                status = await self.conn.execute(statement)
         except asyncpg.IntegrityConstraintViolationError as error:
-            detail = f" ({error.detail})" if getattr(error, "detail", None) else ""
-            files = ", ".join(map(str, self.files))
-            raise FixtureError(
-                f"{files}: the rows for {table.name} break {error.constraint_name}{detail}"
-            ) from None
+            raise await self._violation(table, error) from None
         return int(status.rsplit(" ", 1)[-1])
+
+    async def _violation(self, table: Table, error: Any) -> FixtureError:
+        """Return the error for a constraint a table's rows broke, naming the record whose
+        key PostgreSQL reports (the last loaded one with that value)."""
+        detail = getattr(error, "detail", None) or ""
+        broke = f"breaks {error.constraint_name}" + (f" ({detail})" if detail else "")
+        found = re.match(r"Key \((\w+)\)=\((.*)\)", detail)
+        stage = self.stages.get(table.name)
+        if found and stage is not None and found[1] in stage.columns:
+            row = await self.conn.fetchrow(
+                f"SELECT _file, _record FROM {_q(stage.name)} WHERE {_q(found[1])}::text = $1 "
+                "ORDER BY _file DESC, _record DESC LIMIT 1",
+                found[2],
+            )
+            if row is not None:
+                path = self.files[row["_file"]]
+                return FixtureError(f"{path}, record {row['_record']} ({table.name}): {broke}")
+        files = ", ".join(map(str, self.files))
+        return FixtureError(f"{files}: the rows for {table.name}: {broke}")
 
 
 @dataclass(frozen=True)

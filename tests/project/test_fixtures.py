@@ -1,0 +1,282 @@
+"""dumpdata and loaddata: round trips byte for byte, upserts, streams, and refuses bad input
+with one line naming the file and the record, leaving the database unchanged."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from project import dbadmin, fixtures
+from project.urls import DatabaseURL
+from tests.support import error_line, ok, run_manage
+
+
+def manage(url: DatabaseURL, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` on ``url``."""
+    return run_manage(*args, env={"DATABASE_URL": url.render(hide_password=False)})
+
+
+@pytest.fixture
+def source(transactional_db: AsyncEngine, db_url: DatabaseURL) -> DatabaseURL:
+    """Return this worker's database, seeded (emptied after the test)."""
+    ok(manage(db_url, "seed", "--count", "300", "--random-seed", "7"))
+    return db_url
+
+
+@pytest.fixture
+def target(scratch_db: DatabaseURL) -> DatabaseURL:
+    """Return a freshly migrated, empty database."""
+    ok(manage(scratch_db, "migrate"))
+    return scratch_db
+
+
+async def sql(url: DatabaseURL, statement: str) -> Any:
+    """Run ``statement`` on ``url`` and return its first value."""
+    conn = await dbadmin.connect(url)
+    try:
+        return await conn.fetchval(statement)
+    finally:
+        await conn.close()
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """Return the records of a .json fixture."""
+    data: list[dict[str, Any]] = json.loads(path.read_text())
+    return data
+
+
+def test_dump_load_dump_is_byte_identical_and_a_reload_changes_nothing(
+    source: DatabaseURL, target: DatabaseURL, tmp_path: Path
+) -> None:
+    first, second, third = (tmp_path / f"dump{i}.json" for i in range(3))
+    ok(manage(source, "dumpdata", "-o", str(first)))
+    loaded = ok(manage(target, "loaddata", str(first)))
+    assert loaded.startswith(f"Loaded {len(records(first))} records from 1 file; ")
+    ok(manage(target, "dumpdata", "-o", str(second)))
+    assert first.read_bytes() == second.read_bytes()
+    again = ok(manage(target, "loaddata", str(first)))
+    assert again.endswith("; 0 rows inserted or changed\n")
+    ok(manage(target, "dumpdata", "-o", str(third)))
+    assert third.read_bytes() == first.read_bytes()
+
+    data = records(first)
+    labels = [r["model"] for r in data]
+    # Models in dependency order, rows by key, every column including the timestamps.
+    assert labels.index("tools.Tool") < labels.index("workflows.Node")
+    assert labels.index("workflows.Node") < labels.index("executions.NodeExecution")
+    tools = [r for r in data if r["model"] == "tools.Tool"]
+    assert [r["pk"] for r in tools] == sorted(r["pk"] for r in tools)
+    assert {"created_at", "updated_at", "deleted_at"} <= set(tools[0]["fields"])
+    agent = next(r for r in data if r["model"] == "agents.Agent")
+    assert agent["fields"]["tools"] == sorted(agent["fields"]["tools"])
+    assert agent["fields"]["tools"]  # the many-to-many travels as a list of keys
+
+
+def test_jsonl_and_gzip_are_deterministic_and_load(
+    source: DatabaseURL, target: DatabaseURL, tmp_path: Path
+) -> None:
+    plain, packed, repacked = tmp_path / "a.jsonl", tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
+    ok(manage(source, "dumpdata", "-o", str(plain)))
+    ok(manage(source, "dumpdata", "-o", str(packed)))
+    ok(manage(source, "dumpdata", "-o", str(repacked)))
+    assert packed.read_bytes() == repacked.read_bytes()  # no timestamp in the gzip header
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+    first_line = json.loads(plain.read_text().splitlines()[0])
+    assert set(first_line) == {"model", "pk", "fields"}
+    ok(manage(target, "loaddata", str(packed)))
+    json_dump = tmp_path / "c.json"
+    ok(manage(source, "dumpdata", "-o", str(json_dump)))
+    assert ok(manage(target, "dumpdata")) == json_dump.read_text()  # stdout by default
+
+
+def test_records_are_ordered_across_files_by_their_foreign_keys(
+    source: DatabaseURL, target: DatabaseURL, tmp_path: Path
+) -> None:
+    executions, graph = tmp_path / "runs.json", tmp_path / "graph.jsonl"
+    ok(manage(source, "dumpdata", "executions", "-o", str(executions)))
+    ok(manage(source, "dumpdata", "tools", "agents", "workflows", "-o", str(graph)))
+    assert {r["model"] for r in records(executions)} == {
+        "executions.WorkflowExecution",
+        "executions.NodeExecution",
+    }
+    ok(manage(target, "loaddata", str(executions), str(graph)))  # children first
+    whole = tmp_path / "whole.json"
+    ok(manage(source, "dumpdata", "-o", str(whole)))
+    assert ok(manage(target, "dumpdata")) == whole.read_text()
+
+
+async def test_soft_deleted_rows_and_what_hangs_off_them_are_left_out(
+    source: DatabaseURL, tmp_path: Path
+) -> None:
+    used = "SELECT tool_id FROM nodes JOIN agent_tools USING (tool_id) LIMIT 1"
+    rsi = str(await sql(source, used))
+    await sql(source, f"UPDATE tools SET deleted_at = now() WHERE id = '{rsi}'")
+    kept, everything = tmp_path / "kept.json", tmp_path / "all.json"
+    await fixtures.dump(source, ["tools", "agents", "workflows.Node"], kept)
+    await fixtures.dump(
+        source, ["tools", "agents", "workflows.Node"], everything, include_deleted=True
+    )
+    live = records(kept)
+    assert rsi not in {r["pk"] for r in live}
+    assert all(rsi not in r["fields"].get("tools", []) for r in live)
+    assert all(r["fields"].get("tool_id") != rsi for r in live)
+    every = records(everything)
+    assert rsi in {r["pk"] for r in every}
+    assert any(r["fields"].get("tool_id") == rsi for r in every)
+
+
+def test_loaddata_upserts_on_the_key_and_replaces_many_to_many_sets(
+    source: DatabaseURL, target: DatabaseURL, tmp_path: Path
+) -> None:
+    dump = tmp_path / "d.json"
+    ok(manage(source, "dumpdata", "tools", "agents", "-o", str(dump)))
+    ok(manage(target, "loaddata", str(dump)))
+    data = records(dump)
+    tool = next(r for r in data if r["model"] == "tools.Tool")
+    agent = next(r for r in data if r["model"] == "agents.Agent" and len(r["fields"]["tools"]) > 1)
+    tool["fields"]["description"] = "changed by a fixture"
+    dropped = len(agent["fields"]["tools"]) - 1
+    agent["fields"]["tools"] = agent["fields"]["tools"][:1]
+    edit = tmp_path / "edit.json"
+    edit.write_text(json.dumps([tool, agent]))
+    # One tool updated; the agent's row is as stored, its set loses the dropped links.
+    expected = f"; {1 + dropped} rows inserted or changed\n"
+    assert ok(manage(target, "loaddata", str(edit))).endswith(expected)
+    out = records_from(manage(target, "dumpdata", "tools.Tool", "agents.agent"))
+    by_pk = {r["pk"]: r for r in out}
+    assert by_pk[tool["pk"]]["fields"]["description"] == "changed by a fixture"
+    assert by_pk[agent["pk"]]["fields"]["tools"] == agent["fields"]["tools"]
+    assert len(out) == len(data)  # updated in place, nothing duplicated
+
+
+def records_from(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """Return the records a dump printed."""
+    data: list[dict[str, Any]] = json.loads(ok(result))
+    return data
+
+
+def _bad_inputs(data: list[dict[str, Any]], tmp_path: Path) -> list[tuple[Path, str]]:
+    """Return bad fixture files and a fragment of the one line each must give."""
+    tool = next(r for r in data if r["model"] == "tools.Tool")
+    node = next(r for r in data if r["model"] == "workflows.Node")
+    changed = {**tool, "fields": {**tool["fields"], "description": "must not be written"}}
+
+    def variant(record: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return {**record, "fields": {**record["fields"], **fields}}
+
+    cases: list[tuple[str, Any, str]] = [
+        (
+            "dangling.json",
+            [changed, variant(node, workflow_id="01a23189-0000-7000-8000-000000000000")],
+            "dangling.json, record 2 (nodes): workflow_id=01a23189-0000-7000-8000-000000000000 "
+            "matches no row of workflows",
+        ),
+        (
+            "model.json",
+            [changed, {**tool, "model": "tools.Tol"}],
+            "model.json, record 2: unknown model 'tools.Tol'; did you mean 'tools.Tool'?",
+        ),
+        (
+            "field.json",
+            [changed, variant(tool, descripton="x")],
+            f"field.json, record 2: tools.Tool {tool['pk']}: unknown field of tools.Tool "
+            "'descripton'; did you mean 'description'?",
+        ),
+        (
+            "enum.json",
+            [changed, variant(tool, tool_type="telepathy")],
+            "enum.json, record 2: tools.Tool " + tool["pk"] + ": field tool_type: 'telepathy' "
+            "is not a valid ToolType",
+        ),
+        (
+            "type.json",
+            [changed, variant(tool, created_at="yesterday")],
+            "field created_at: 'yesterday' is not an ISO 8601 date and time",
+        ),
+        (
+            "uuid.json",
+            [changed, {**tool, "pk": "not-a-uuid"}],
+            "field id: 'not-a-uuid' is not a UUID",
+        ),
+        ("long.json", [changed, variant(tool, name="x" * 201)], "field name: is 201 characters"),
+        ("null.json", [changed, variant(tool, name=None)], "field name must not be null"),
+        (
+            "unique.json",
+            [changed, {**tool, "pk": "01a23189-0000-7000-8000-00000000000a"}],
+            "unique.json, record 2 (tools): breaks uq_tools_name_live (Key (name)=",
+        ),
+    ]
+    files = []
+    for name, content, fragment in cases:
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        files.append((path, fragment))
+    whole = json.dumps([changed, *data[:20]])
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(whole[: len(whole) // 2])
+    files.append((truncated, "truncated.json, record "))
+    lines = tmp_path / "broken.jsonl"
+    lines.write_text(json.dumps(changed) + "\n" + '{"model": "tools.Tool", "pk": \n')
+    files.append((lines, "broken.jsonl, line 2: malformed JSON"))
+    packed = tmp_path / "cut.jsonl.gz"
+    blob = gzip.compress("".join(json.dumps(r) + "\n" for r in [changed, *data]).encode())
+    packed.write_bytes(blob[: len(blob) // 2])
+    files.append((packed, "cut.jsonl.gz: truncated"))
+    junk = tmp_path / "junk.json.gz"
+    junk.write_bytes(b"not gzip at all")
+    files.append((junk, "junk.json.gz: not a valid gzip file"))
+    array = tmp_path / "object.json"
+    array.write_text('{"model": "tools.Tool"}')
+    files.append((array, "object.json: malformed JSON: expected a list of records"))
+    trailing = tmp_path / "trailing.json"
+    trailing.write_text(json.dumps([changed]) + " ]")
+    files.append((trailing, "trailing.json: malformed JSON: text after the list"))
+    return files
+
+
+def test_each_bad_input_is_one_line_naming_the_file_and_record_and_writes_nothing(
+    source: DatabaseURL, target: DatabaseURL, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.json"
+    ok(manage(source, "dumpdata", "tools", "agents", "workflows", "-o", str(good)))
+    ok(manage(target, "loaddata", str(good)))
+    before = ok(manage(target, "dumpdata"))
+    for path, fragment in _bad_inputs(records(good), tmp_path):
+        line = error_line(manage(target, "loaddata", str(good), str(path)))
+        assert line.startswith(f"Error: {path}"), line
+        assert fragment in line, line
+        assert ok(manage(target, "dumpdata")) == before, path.name
+
+
+def test_unknown_names_and_formats(source: DatabaseURL, tmp_path: Path) -> None:
+    line = error_line(manage(source, "dumpdata", "tool", "-o", str(tmp_path / "x.json")))
+    assert line == "Error: unknown app 'tool'; did you mean 'tools'?"
+    assert not (tmp_path / "x.json").exists()
+    line = error_line(manage(source, "dumpdata", "tools.Tol"))
+    assert line == "Error: unknown model 'tools.Tol'; did you mean 'tools.Tool'?"
+    other = tmp_path / "data.yaml"
+    other.write_text("[]")
+    assert "unknown fixture format" in error_line(manage(source, "loaddata", str(other)))
+    missing = tmp_path / "missing.json"
+    assert error_line(manage(source, "loaddata", str(missing))) == (
+        f"Error: {missing}: cannot read: No such file or directory"
+    )
+
+
+async def test_large_json_arrays_are_read_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fixtures, "CHUNK", 7)  # every record spans several chunks
+    path = tmp_path / "many.json"
+    items = [{"model": "tools.Tool", "pk": str(i), "fields": {"name": "é" * i}} for i in range(50)]
+    path.write_text(json.dumps(items, indent=1))
+    assert [r for _, r in fixtures.iter_records(path)] == items
+    empty = tmp_path / "empty.json"
+    empty.write_text(" [ ] \n")
+    assert list(fixtures.iter_records(empty)) == []
