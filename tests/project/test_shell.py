@@ -138,7 +138,17 @@ class Terminal:
                 except OSError:
                     chunk = b""
                 self.output += chunk.decode(errors="replace").replace("\r\n", "\n")
-        return self.process.wait(timeout=TIMEOUT)
+        status = self.process.wait(timeout=TIMEOUT)
+        # What it printed just before it ended is still in the terminal's buffer.
+        while self.fd >= 0 and select.select([self.fd], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk.decode(errors="replace").replace("\r\n", "\n")
+        return status
 
     def close(self) -> None:
         """Kill the process if it still runs, and close the terminal."""
