@@ -40,6 +40,9 @@ VARIABLES = (
     "DB_POOL_PRE_PING",
     "DB_PGBOUNCER",
     "MIGRATE_LOCK_TIMEOUT",
+    "MIGRATE_DDL_LOCK_TIMEOUT",
+    "MIGRATE_DDL_RETRIES",
+    "MIGRATE_STATEMENT_TIMEOUT",
     "API_TOKENS",
 )
 
@@ -59,6 +62,11 @@ class Settings:
     # A direct (not pooled by PgBouncer) URL for migrations and their advisory lock.
     database_direct_url: DatabaseURL | None = None
     migrate_lock_timeout: float = 60.0
+    # Each revision's transaction: lock_timeout and statement_timeout (0: no limit), and
+    # how often a revision that hit the lock timeout is retried whole.
+    migrate_ddl_lock_timeout: float = 5.0
+    migrate_ddl_retries: int = 3
+    migrate_statement_timeout: float = 0.0
     # DATABASE_URL goes through PgBouncer in transaction pooling mode (older than 1.21):
     # no statement caches, a unique name for every prepared statement.
     pgbouncer: bool = False
@@ -141,6 +149,13 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _seconds_or_zero(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(raw)
+    return value
+
+
 def _environment(raw: str) -> str:
     if raw.lower() not in ENVIRONMENTS:
         raise ValueError(raw)
@@ -213,6 +228,13 @@ def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Se
         pgbouncer=get("DB_PGBOUNCER", _bool, "true or false", False),
         migrate_lock_timeout=get(
             "MIGRATE_LOCK_TIMEOUT", _seconds, "a positive number of seconds", 60.0
+        ),
+        migrate_ddl_lock_timeout=get(
+            "MIGRATE_DDL_LOCK_TIMEOUT", _seconds_or_zero, "a non-negative number of seconds", 5.0
+        ),
+        migrate_ddl_retries=get("MIGRATE_DDL_RETRIES", _int(0), "a non-negative integer", 3),
+        migrate_statement_timeout=get(
+            "MIGRATE_STATEMENT_TIMEOUT", _seconds_or_zero, "a non-negative number of seconds", 0.0
         ),
         api_token_hashes=_token_hashes(values.get("API_TOKENS")),
         env_file=env_file,
