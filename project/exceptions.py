@@ -30,6 +30,30 @@ def summary(error: BaseException) -> str:
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
+def scrub(message: str) -> str:
+    """Replace every configured database password in ``message`` with ``***``.
+
+    The one place output is cleaned of secrets: the CLI, the shell, the API's error log
+    and the test plugin all print through it. Every URL in the settings counts.
+    """
+    import dataclasses
+
+    from project.conf import get_settings  # conf imports this module: not at the top
+    from project.urls import MASK, DatabaseURL
+
+    try:
+        settings = get_settings()
+    except ProjectError:
+        return message
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        urls = value if isinstance(value, tuple) else (value,)
+        for url in urls:
+            if isinstance(url, DatabaseURL) and url.password:
+                message = message.replace(url.password, MASK)
+    return message
+
+
 class NotFound(ProjectError):
     """No live row has the key asked for (the API answers 404)."""
 

@@ -18,23 +18,10 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from project.conf import get_settings
-from project.exceptions import Conflict, InvalidCursor, NotFound, ProjectError, summary
+from project.exceptions import Conflict, InvalidCursor, NotFound, scrub, summary
 from project.repository import conflict_from
 
 logger = logging.getLogger("project.api")
-
-
-def scrub(message: str) -> str:
-    """Remove the configured database passwords from ``message``."""
-    try:
-        settings = get_settings()
-    except ProjectError:
-        return message
-    for url in (settings.database_url, settings.database_direct_url):
-        if url is not None and url.password:
-            message = message.replace(url.password, "***")
-    return message
 
 
 def _error(status: int, detail: Any) -> JSONResponse:

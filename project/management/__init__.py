@@ -15,7 +15,9 @@ from typing import Any, NoReturn
 import click
 
 from project import shutdown
-from project.exceptions import ProjectError, first_line, summary
+from project.exceptions import ProjectError, first_line, scrub, summary
+
+__all__ = ["call_command", "cli", "describe", "main", "scrub"]
 
 COMMANDS_DIR = Path(__file__).parent / "commands"
 
@@ -113,20 +115,6 @@ def cli(ctx: click.Context, env_file: Path | None, traceback: bool, verbose: boo
 def call_command(name: str, *args: str) -> Any:
     """Run command ``name`` with command-line ``args``; errors raise, nothing exits."""
     return cli.main(args=[name, *args], prog_name="manage.py", standalone_mode=False)
-
-
-def scrub(message: str) -> str:
-    """Remove the configured passwords from ``message``."""
-    try:
-        from project.conf import get_settings
-
-        settings = get_settings()
-    except ProjectError:
-        return message
-    for url in (settings.database_url, settings.database_direct_url):
-        if url is not None and url.password:
-            message = message.replace(url.password, "***")
-    return message
 
 
 def describe(error: BaseException) -> str:

@@ -156,7 +156,7 @@ class Shell:
 
     def scrub(self, text: str) -> str:
         """Hide the database passwords in ``text``."""
-        from project.management import scrub
+        from project.exceptions import scrub
 
         return scrub(text)
 

@@ -66,7 +66,7 @@ def format_error(error: BaseException, filename: str, *, full: bool = False) -> 
 
 def tb() -> None:
     """Print the last error's full traceback, every chained exception included."""
-    from project.management import scrub
+    from project.exceptions import scrub
 
     error = getattr(sys, "last_value", None)
     if error is None:
