@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
-from project import migrations
+from project import migration_safety, migrations
 
 config = context.config
 target_metadata = migrations.target_metadata()
@@ -43,12 +43,17 @@ def run_offline() -> None:
 
 
 def run_on(connection: Connection) -> None:
-    """Run the migrations on ``connection``."""
+    """Run the migrations on ``connection``, each revision's transaction under the
+    migration timeouts (MIGRATE_DDL_LOCK_TIMEOUT, MIGRATE_STATEMENT_TIMEOUT)."""
+    migration_safety.apply_timeouts(connection, echo=config.attributes.get("echo"))
     context.configure(
         connection=connection, target_metadata=target_metadata, **migrations.context_options(config)
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        migration_safety.reset_timeouts(connection)
 
 
 async def run_on_engine(engine: AsyncEngine, *, dispose: bool) -> None:

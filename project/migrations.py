@@ -552,6 +552,8 @@ def upgrade(
     lock."""
     from alembic import command
 
+    from project import migration_safety
+
     script = script_directory()
     target = _resolve(script, revision)
     if target == "head":
@@ -563,8 +565,17 @@ def upgrade(
             goal = _absolute(script, current_heads(connection), target)
             connection.commit()
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
+        config.attributes["echo"] = echo
         try:
-            command.upgrade(config, goal)
+            migration_safety.run_with_retries(
+                connection,
+                lambda: command.upgrade(config, goal),
+                failed_revision=lambda: _failed_revision(script, connection, goal),
+                at=lambda: ", ".join(current_heads(connection)) or "base",
+                echo=echo,
+            )
+        except CommandError:  # the retries' own report
+            raise
         except _alembic_errors():
             raise
         except Exception as exc:
