@@ -44,6 +44,8 @@ VARIABLES = (
     "MIGRATE_DDL_RETRIES",
     "MIGRATE_STATEMENT_TIMEOUT",
     "API_TOKENS",
+    "DATABASE_REPLICA_URLS",
+    "DB_REPLICA_MAX_LAG",
 )
 
 
@@ -72,6 +74,10 @@ class Settings:
     pgbouncer: bool = False
     # sha256 hex digests of the API bearer tokens: the tokens themselves are not kept.
     api_token_hashes: tuple[str, ...] = field(default=(), repr=False)
+    # Streaming hot standbys for read-only sessions, and the replay lag past which one is
+    # left out of rotation.
+    database_replica_urls: tuple[DatabaseURL, ...] = ()
+    replica_max_lag: float = 5.0
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -197,6 +203,15 @@ def _url(name: str, raw: str | None) -> DatabaseURL | None:
     return DatabaseURL.parse(raw, name=name)
 
 
+def _urls(name: str, raw: str | None) -> tuple[DatabaseURL, ...]:
+    """Parse a comma-separated list of URLs; an error names the variable and the entry."""
+    entries = [entry for entry in (raw or "").split(",") if entry.strip()]
+    return tuple(
+        DatabaseURL.parse(entry, name=name if len(entries) == 1 else f"{name} entry {position}")
+        for position, entry in enumerate(entries, start=1)
+    )
+
+
 def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Settings:
     """Build Settings from a mapping of variables, validating each one."""
 
@@ -237,6 +252,8 @@ def settings_from(values: Mapping[str, str], env_file: Path | None = None) -> Se
             "MIGRATE_STATEMENT_TIMEOUT", _seconds_or_zero, "a non-negative number of seconds", 0.0
         ),
         api_token_hashes=_token_hashes(values.get("API_TOKENS")),
+        database_replica_urls=_urls("DATABASE_REPLICA_URLS", values.get("DATABASE_REPLICA_URLS")),
+        replica_max_lag=get("DB_REPLICA_MAX_LAG", _seconds, "a positive number of seconds", 5.0),
         env_file=env_file,
     )
 
