@@ -2,7 +2,8 @@
 
 ``create_app()`` builds a fresh app: the health probes, then each installed app's
 ``api.py`` ``router`` under ``/api/<label>``, the project's JSON error responses, write
-access checked on every request, and a lifespan that disposes the engine. Importing this
+access checked on every request, the ``X-Read-After`` position for read replicas,
+and a lifespan that disposes the engine. Importing this
 module opens no connection.
 """
 
@@ -14,6 +15,7 @@ from project import db
 from project.api import errors, health
 from project.api.auth import require_write_access
 from project.apps import apps
+from project.replicas import ReadYourWritesMiddleware
 
 
 def create_app() -> FastAPI:
@@ -24,6 +26,8 @@ def create_app() -> FastAPI:
         dependencies=[Depends(require_write_access)],
     )
     errors.install(app)
+    # Read-your-writes across requests: X-Read-After in and out, only with replicas.
+    app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: bool(db.replica_urls()))
     apps.load_models()  # every mapper is known before the first query configures them
     app.include_router(health.router)
     for config in apps.get_app_configs():

@@ -6,13 +6,18 @@ which commits before the response) and ``session_scope()`` (for scripts and task
 on success, roll back and re-raise on error, and always close.
 ``use_database()`` points all of it at another database; ``bind_to()`` at one connection
 (the test plugin's isolated transaction).
+
+``session_scope(read_only=True)``, ``get_read_db()`` and ``ReadSessionDep`` give read-only
+sessions: on a healthy replica of ``DATABASE_REPLICA_URLS`` that has replayed this
+context's writes, else on the primary (``project.replicas``); they refuse writes either
+way. ``use_replicas()`` sets the replicas from code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
@@ -34,6 +39,9 @@ from project.conf import Settings, get_settings
 from project.exceptions import ProjectError
 from project.urls import DatabaseURL
 
+if TYPE_CHECKING:
+    from project.replicas import Router
+
 T = TypeVar("T")
 
 # A connection checked in less than this long ago is handed out without a ping round trip
@@ -50,6 +58,9 @@ class _State:
         self.engine: AsyncEngine | None = None
         self.binds: list[AsyncConnection] = []
         self.sessions: list[AsyncSession] = []  # what factories write through
+        # None: the settings' replicas (none once use_database() points elsewhere).
+        self.replica_urls: tuple[DatabaseURL, ...] | None = None
+        self.router: Router | None = None
 
 
 _state = _State()
@@ -178,8 +189,63 @@ def create_engine(
 def get_engine() -> AsyncEngine:
     """Return the process's engine, creating it on first use."""
     if _state.engine is None:
-        _state.engine = create_engine(_state.url)
+        engine = create_engine(_state.url)
+        if replica_urls():
+            from project import replicas
+
+            replicas.track_commits(engine)  # read-your-writes needs each commit's position
+        _state.engine = engine
     return _state.engine
+
+
+def replica_urls() -> tuple[DatabaseURL, ...]:
+    """Return the read replicas: those set by ``use_replicas()``, else the settings' when
+    ``use_database()`` has not pointed elsewhere (a test database mirrors itself)."""
+    if _state.replica_urls is not None:
+        return _state.replica_urls
+    if _state.url is not None:
+        return ()
+    return get_settings().database_replica_urls
+
+
+async def use_replicas(urls: Sequence[DatabaseURL] | None) -> None:
+    """Serve read-only sessions from ``urls`` (empty: the primary; None: the settings')."""
+    await dispose()
+    _state.replica_urls = tuple(urls) if urls is not None else None
+
+
+def create_read_engine(url: DatabaseURL | None, replica: bool) -> AsyncEngine:
+    """Create an engine for read-only sessions on a replica, or on the primary (None).
+
+    Reads run in AUTOCOMMIT, one round trip per statement with no BEGIN or COMMIT; on the
+    primary the server also refuses writes (``default_transaction_read_only``). Through
+    PgBouncer, which passes neither on, each session is a ``BEGIN READ ONLY`` transaction.
+    """
+    settings = get_settings()
+    options: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {}
+    if replica:
+        from project.replicas import CONNECT_TIMEOUT
+
+        connect_args["timeout"] = CONNECT_TIMEOUT
+    if settings.pgbouncer:
+        options["execution_options"] = {"postgresql_readonly": True}
+    else:
+        options["isolation_level"] = "AUTOCOMMIT"
+        if not replica:
+            connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+    return create_engine(url or _state.url, settings, connect_args=connect_args, **options)
+
+
+def get_router() -> Router:
+    """Return the replica router of the running event loop, creating it on first use."""
+    loop = asyncio.get_running_loop()
+    router = _state.router
+    if router is None or router.loop is not loop:
+        from project.replicas import Router
+
+        router = _state.router = Router(replica_urls(), get_settings(), create_read_engine)
+    return router
 
 
 def __getattr__(name: str) -> Any:
@@ -189,12 +255,19 @@ def __getattr__(name: str) -> Any:
     if name == "SessionDep":
         value = globals()["SessionDep"] = _session_dep()
         return value
+    if name == "ReadSessionDep":
+        value = globals()["ReadSessionDep"] = _session_dep(get_read_db)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def dispose() -> None:
-    """Close the engine's connections; the next use creates a new engine."""
+    """Close the engines' connections and stop the replica checks; the next use creates
+    new ones."""
     engine, _state.engine = _state.engine, None
+    router, _state.router = _state.router, None
+    if router is not None:
+        await router.dispose()
     if engine is not None:
         await engine.dispose()
 
@@ -210,6 +283,7 @@ def set_database_url(url: DatabaseURL | None) -> None:
     so dispose of it first if it was used."""
     _state.url = url
     _state.engine = None
+    _state.router = None
 
 
 @contextmanager
@@ -261,8 +335,17 @@ async_session: async_sessionmaker[AsyncSession] = _LazySessionMaker(
 
 
 @asynccontextmanager
-async def session_scope() -> AsyncIterator[AsyncSession]:
-    """Yield a session; commit on success, roll back and re-raise on error, always close."""
+async def session_scope(*, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+    """Yield a session; commit on success, roll back and re-raise on error, always close.
+
+    ``read_only=True`` gives a session that refuses writes, on a healthy replica that has
+    replayed this context's commits, else on the primary. Inside ``bind_to()`` (a test's
+    ``db_session``) it joins the bound connection and sees its uncommitted rows.
+    """
+    if read_only:
+        async with _read_session() as session:
+            yield session
+        return
     session = async_session()
     try:
         yield session
@@ -272,6 +355,39 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
         raise
     finally:
         await session.close()
+
+
+@asynccontextmanager
+async def _read_session() -> AsyncIterator[AsyncSession]:
+    from project.replicas import read_only_session_class
+
+    session_class = read_only_session_class()
+    connection: AsyncConnection | None = None
+    if _state.binds:  # a test's transaction: join it, to see its rows, in a savepoint
+        session = AsyncSession(
+            bind=_state.binds[-1],
+            expire_on_commit=False,
+            sync_session_class=session_class,
+            join_transaction_mode="create_savepoint",
+        )
+    else:  # a connection of its own: the session runs it (AUTOCOMMIT has no savepoints)
+        connection, _ = await get_router().connect()
+        session = AsyncSession(
+            bind=connection,
+            expire_on_commit=False,
+            sync_session_class=session_class,
+            join_transaction_mode="control_fully",
+        )
+    try:
+        yield session
+        await session.commit()  # nothing to commit: ends a BEGIN READ ONLY, else no round trip
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+        if connection is not None:
+            await connection.close()
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
@@ -302,22 +418,32 @@ async def get_db() -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_db() -> AsyncIterator[AsyncSession]:
+    """Yield a read-only session per request (a FastAPI dependency; declare
+    ``session: ReadSessionDep``): on a replica when one is healthy and has this request's
+    writes, else on the primary; writes raise ``ReadOnlySessionError``."""
+    async with session_scope(read_only=True) as session:
+        yield session
+
+
 if TYPE_CHECKING:
     from typing import Annotated
 
     from fastapi import Depends
 
     SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+    ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
 
 
-def _session_dep() -> Any:
-    """Return ``SessionDep``: ``get_db`` with its commit before the response (FastAPI's
-    ``scope="function"``). Built on first use: importing ``project.db`` imports no FastAPI."""
+def _session_dep(dependency: Any = None) -> Any:
+    """Return ``SessionDep`` (or ``ReadSessionDep``): the dependency with its exit before
+    the response (FastAPI's ``scope="function"``). Built on first use: importing
+    ``project.db`` imports no FastAPI."""
     from typing import Annotated
 
     from fastapi import Depends
 
-    return Annotated[AsyncSession, Depends(get_db, scope="function")]
+    return Annotated[AsyncSession, Depends(dependency or get_db, scope="function")]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -329,6 +455,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     running loop elsewhere (a test session's) is set aside meanwhile and then restored.
     """
     saved, _state.engine = _state.engine, None
+    saved_router, _state.router = _state.router, None
 
     async def scoped() -> T:
         try:
@@ -340,6 +467,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(scoped())
     finally:
         _state.engine = saved
+        _state.router = saved_router
 
 
 @asynccontextmanager

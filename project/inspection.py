@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from project.exceptions import CommandError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import asyncpg
     from sqlalchemy.orm import Mapper
 
@@ -75,7 +77,7 @@ class DatabaseInfo:
     connections: dict[str, int]
     migrations: MigrationState
     tables: list[TableSummary]
-    # Read replicas are not configured by the project yet; the key is here for scripts.
+    # Each configured replica: url (masked), up, lag (seconds), replay_lsn, error.
     replicas: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -108,9 +110,12 @@ async def _current_revisions(conn: asyncpg.Connection) -> list[str]:
     return [row[0] for row in await conn.fetch("SELECT version_num FROM alembic_version")]
 
 
-async def describe_database(url: DatabaseURL) -> DatabaseInfo:
-    """Read the server, the database, its connections, migration state and tables."""
-    from project import dbadmin
+async def describe_database(
+    url: DatabaseURL, replica_urls: Sequence[DatabaseURL] = ()
+) -> DatabaseInfo:
+    """Read the server, the database, its connections, migration state and tables, and
+    each replica's state and lag."""
+    from project import dbadmin, replicas
 
     conn = await dbadmin.connect(url)
     try:
@@ -132,7 +137,24 @@ async def describe_database(url: DatabaseURL) -> DatabaseInfo:
         connections={row["state"]: row["n"] for row in states},
         migrations=_migration_state(current),
         tables=tables,
+        replicas=[
+            dataclasses.asdict(state) for state in await replicas.describe(url, replica_urls)
+        ],
     )
+
+
+def _replica_lines(states: list[dict[str, Any]]) -> list[str]:
+    if not states:
+        return ["Replicas   none configured"]
+    lines = []
+    for state in states:
+        if state["up"]:
+            lag = "?" if state["lag"] is None else f"{state['lag']:.1f} s"
+            detail = f"lag {lag}, replayed {state['replay_lsn']}"
+        else:
+            detail = f"unreachable ({state['error']})"
+        lines.append(f"Replica    {state['url']}: {detail}")
+    return lines
 
 
 def _database_lines(info: DatabaseInfo) -> list[str]:
@@ -146,7 +168,7 @@ def _database_lines(info: DatabaseInfo) -> list[str]:
         f"Server     PostgreSQL {info.server_version}",
         f"Sessions   {connections}",
         f"Migrations current {current}; head {heads}; {state.pending} pending",
-        "Replicas   none configured",
+        *_replica_lines(info.replicas),
         "",
     ]
     if not info.tables:

@@ -28,6 +28,34 @@ def _deploy_problems() -> list[str]:
     return problems
 
 
+def _check_replicas(deploy: bool) -> list[str]:
+    """Report each replica with its lag; unreachable ones are problems under ``--deploy``."""
+    from project import db, replicas
+    from project.conf import get_settings
+
+    urls = db.replica_urls()
+    if not urls:
+        return []
+    try:
+        states = db.run(replicas.describe(db.database_url(), urls))
+    except Exception:  # the primary's own failure is reported above
+        return []
+    limit = get_settings().replica_max_lag
+    problems = []
+    for state in states:
+        if state.up:
+            lag = f"{state.lag:.1f} s" if state.lag is not None else "unknown"
+            over = f" (over DB_REPLICA_MAX_LAG={limit:g} s)" if (state.lag or 0) > limit else ""
+            click.echo(f"replica: {state.url}: lag {lag}{over}")
+            continue
+        line = f"replica {state.url} is unreachable: {state.error}"
+        if deploy:
+            problems.append(line)
+        else:
+            click.echo(f"replica: {state.url}: unreachable ({state.error})")
+    return problems
+
+
 @click.command()
 @click.option("--deploy", is_flag=True, help="Also check settings for production.")
 def command(deploy: bool) -> None:
@@ -55,6 +83,7 @@ def command(deploy: bool) -> None:
         from project.management import describe, scrub
 
         problems.append(scrub(describe(error)))
+    problems += _check_replicas(deploy)
     heads = migrations.script_directory().get_heads()
     if len(heads) == 1:
         click.echo(f"migrations: one head ({heads[0]})")

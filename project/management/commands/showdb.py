@@ -9,5 +9,5 @@ def command(as_json: bool) -> None:
     """Show the server, the database's size, sessions, migration state and tables."""
     from project import db, inspection
 
-    info = db.run(inspection.describe_database(db.database_url()))
+    info = db.run(inspection.describe_database(db.database_url(), db.replica_urls()))
     click.echo(inspection.render_json(info) if as_json else inspection.render_text(info))
