@@ -315,8 +315,9 @@ class Router:
         self.loop = asyncio.get_running_loop()
         self.settings = settings
         self.max_lag = settings.replica_max_lag
-        # Several checks per lag limit, so a lagging replica leaves rotation in time.
-        self.interval = min(1.0, max(0.05, self.max_lag / 4))
+        # Lag is known to within one interval (an upper bound: a replica may leave rotation
+        # that much early, never late), so check many times per lag limit.
+        self.interval = min(1.0, max(0.05, self.max_lag / 20))
         self._make_engine = make_engine
         self.replicas = [Replica(url, self._replica_engine(url)) for url in replica_urls]
         self._primary: AsyncEngine | None = None
