@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.tools.models import Tool
 from project import db, replicas
-from project.conf import get_settings, override_settings, settings_from
+from project.conf import BASE_DIR, get_settings, override_settings, settings_from
 from project.enums import ToolType
 from project.exceptions import ImproperlyConfigured
 from project.replicas import ReadOnlySessionError, ReadYourWritesMiddleware
@@ -154,6 +157,48 @@ async def test_read_session_dep_lazy_and_in_an_app(db_session: AsyncSession) -> 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         assert (await client.get("/ro")).json() == {"read_only": True}
+
+
+def test_importing_db_imports_no_fastapi() -> None:
+    code = (
+        "import sys; from project import db; assert 'fastapi' not in sys.modules; "
+        "db.ReadSessionDep; assert 'fastapi' in sys.modules"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_tests_mirror_the_worker_database(db_url: DatabaseURL) -> None:
+    """With DATABASE_REPLICA_URLS set, a test still reads from its own database."""
+    original = get_settings()
+    elsewhere = DatabaseURL.parse("postgresql://u:pw@replica.invalid:5432/app")
+    override_settings(dataclasses.replace(original, database_replica_urls=(elsewhere,)))
+    try:
+        assert db.replica_urls() == ()
+        async with db.session_scope(read_only=True) as session:
+            assert await session.scalar(text("SELECT current_database()")) == db_url.database
+    finally:
+        override_settings(original)
+
+
+async def test_read_only_sessions_through_pgbouncer_are_read_only_transactions(
+    transactional_db: Any,
+) -> None:
+    """DB_PGBOUNCER passes no server settings nor AUTOCOMMIT: BEGIN READ ONLY instead."""
+    original = get_settings()
+    override_settings(dataclasses.replace(original, pgbouncer=True))
+    await db.dispose()
+    try:
+        async with db.session_scope(read_only=True) as session:
+            assert await session.scalar(text("SHOW transaction_read_only")) == "on"
+            assert await session.scalar(text("SHOW default_transaction_read_only")) == "off"
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            await raw_delete_in_read_only()
+    finally:
+        await db.dispose()
+        override_settings(original)
 
 
 # --- a real primary and hot standby ---------------------------------------------------
@@ -401,3 +446,31 @@ def test_commands_never_touch_a_replica(pair: Pair) -> None:
         assert listener.connections == 0
     finally:
         listener.close()
+
+
+async def test_showdb_and_check_report_the_replica(replicated: Pair) -> None:
+    env = {
+        "DATABASE_URL": replicated.primary.url().render(hide_password=False),
+        "DATABASE_REPLICA_URLS": replicated.standby.url().render(hide_password=False),
+    }
+    result = await asyncio.to_thread(run_manage, "showdb", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    [state] = json.loads(result.stdout)["replicas"]
+    assert state["url"] == str(replicated.standby.url())
+    assert state["up"] is True
+    assert state["lag"] == 0.0
+    result = await asyncio.to_thread(run_manage, "showdb", env=env)
+    assert f"Replica    {replicated.standby.url()}: lag 0.0 s" in result.stdout
+    result = await asyncio.to_thread(run_manage, "check", env=env)
+    assert f"replica: {replicated.standby.url()}: lag 0.0 s" in result.stdout, result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+async def test_dispose_stops_the_checks(replicated: Pair) -> None:
+    assert (await where_and_sees("-"))[0] is True
+    router = db.get_router()
+    checker = router._checker
+    assert checker is not None
+    assert not checker.done()
+    await db.dispose()
+    assert checker.done()
