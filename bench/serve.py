@@ -185,8 +185,14 @@ async def graph_queries(workflow_id: uuid.UUID) -> tuple[int, int, int]:
 
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        with recorded_statements(db.get_engine()) as statements:
+        # Reads go through the read-only engine (a replica's, or the primary's).
+        read_engine = db.get_router().primary
+        with (
+            recorded_statements(db.get_engine()) as writes,
+            recorded_statements(read_engine) as reads,
+        ):
             response = await client.get(f"/api/workflows/{workflow_id}")
+        statements = writes + reads
     response.raise_for_status()
     body = response.json()
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]

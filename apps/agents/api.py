@@ -19,12 +19,9 @@ from sqlalchemy.orm import selectinload
 from apps.agents.models import Agent
 from apps.tools.models import Tool
 from project.api.schemas import After, Limit, Output, Page, Patch
-from project.db import SessionDep
+from project.db import ReadSessionDep, SessionDep
 from project.enums import AuthMode, ModelProvider
 from project.repository import Repository
-
-# The seam for read replicas: becomes ``ReadSessionDep`` when it lands.
-ReadSession = SessionDep
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -106,7 +103,7 @@ async def create_agent(body: AgentIn, session: SessionDep) -> AgentOut:
 
 @router.get("")
 async def list_agents(
-    session: ReadSession, limit: Limit = 50, after: After = None
+    session: ReadSessionDep, limit: Limit = 50, after: After = None
 ) -> Page[AgentOut]:
     """List live agents, oldest first, a page at a time."""
     page = await agents(session).list(limit=limit, after=after)
@@ -114,7 +111,7 @@ async def list_agents(
 
 
 @router.get("/{agent_id}")
-async def get_agent(agent_id: uuid.UUID, session: ReadSession) -> AgentOut:
+async def get_agent(agent_id: uuid.UUID, session: ReadSessionDep) -> AgentOut:
     """Return one agent; 404 when there is none (or it was deleted)."""
     return AgentOut.of(await agents(session).get(agent_id))
 

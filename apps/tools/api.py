@@ -2,8 +2,8 @@
 
 The pattern the other apps follow: pydantic schemas in and out (they make ``/docs``),
 a ``Repository`` on the request's session, and typed errors the app turns into 404, 409
-and 422. Reads take ``ReadSession``: the primary today, a replica once
-``project.db.ReadSessionDep`` exists.
+and 422. Reads take ``ReadSessionDep``: a read-only session on a replica when one is configured
+and has this request's writes, else on the primary.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.tools.models import Tool
 from project.api.schemas import After, Limit, Output, Page, Patch
-from project.db import SessionDep
+from project.db import ReadSessionDep, SessionDep
 from project.enums import ToolType
 from project.repository import Repository
-
-# The seam for read replicas: becomes ``ReadSessionDep`` when it lands.
-ReadSession = SessionDep
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -79,7 +76,7 @@ async def create_tool(body: ToolIn, session: SessionDep) -> ToolOut:
 
 @router.get("")
 async def list_tools(
-    session: ReadSession,
+    session: ReadSessionDep,
     limit: Limit = 50,
     after: After = None,
     tool_type: ToolType | None = None,
@@ -91,7 +88,7 @@ async def list_tools(
 
 
 @router.get("/{tool_id}")
-async def get_tool(tool_id: uuid.UUID, session: ReadSession) -> ToolOut:
+async def get_tool(tool_id: uuid.UUID, session: ReadSessionDep) -> ToolOut:
     """Return one tool; 404 when there is none (or it was deleted)."""
     return ToolOut.model_validate(await tools(session).get(tool_id))
 

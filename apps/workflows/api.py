@@ -19,13 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps.executions.models import WorkflowExecution
 from apps.workflows.models import Workflow
 from project.api.schemas import After, Limit, Output, Page, Patch
-from project.db import SessionDep
+from project.db import ReadSessionDep, SessionDep
 from project.enums import ExecutionStatus, NodeType, TriggerType
 from project.exceptions import NotFound
 from project.repository import Repository
-
-# The seam for read replicas: becomes ``ReadSessionDep`` when it lands.
-ReadSession = SessionDep
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -127,7 +124,7 @@ async def create_workflow(body: WorkflowIn, session: SessionDep) -> WorkflowOut:
 
 @router.get("")
 async def list_workflows(
-    session: ReadSession,
+    session: ReadSessionDep,
     limit: Limit = 50,
     after: After = None,
     trigger_type: TriggerType | None = None,
@@ -139,7 +136,7 @@ async def list_workflows(
 
 
 @router.get("/{workflow_id}")
-async def get_workflow(workflow_id: uuid.UUID, session: ReadSession) -> WorkflowGraphOut:
+async def get_workflow(workflow_id: uuid.UUID, session: ReadSessionDep) -> WorkflowGraphOut:
     """Return a workflow with its nodes and edges (three queries)."""
     workflow = (
         await session.scalars(Workflow.with_graph().where(Workflow.id == workflow_id))
@@ -170,7 +167,7 @@ async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep) -> None:
 @router.get("/{workflow_id}/executions")
 async def list_executions(
     workflow_id: uuid.UUID,
-    session: ReadSession,
+    session: ReadSessionDep,
     status: Annotated[ExecutionStatus | None, Query()] = None,
     limit: Limit = 50,
     after: After = None,
