@@ -13,7 +13,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from project.conf import BASE_DIR, get_settings
@@ -320,6 +320,18 @@ def plan(revision: str = "head") -> Plan:
     if direction == "downgrade":
         return _downgrade_plan(script, heads, target)
     return Plan(direction, target, heads)
+
+
+def pending(plan: Plan) -> list[Migration]:
+    """Return the revisions an upgrade ``plan`` applies, oldest first."""
+    if plan.direction != "upgrade":
+        return []
+    script = script_directory()
+    steps = script.iterate_revisions(plan.target, plan.heads or "base")
+    return [
+        Migration(rev.revision, " ".join((rev.doc or "").split()), applied=False)
+        for rev in reversed(list(steps))
+    ]
 
 
 def rollback_plan(steps: int = 1) -> Plan:
@@ -725,6 +737,8 @@ class WrittenRevision:
 
     path: str
     operations: tuple[str, ...]
+    findings: tuple[str, ...] = ()  # what the linter still reports in it, one per line
+    revision: str = ""
 
 
 def _table(name: str | None, schema: str | None) -> str:
@@ -779,6 +793,8 @@ def describe_operations(operations: Any) -> list[str]:
             lines.append(f"add foreign key {op.constraint_name} on {source} -> {op.referent_table}")
         elif isinstance(op, ops.DropConstraintOp):
             lines.append(f"drop constraint {op.constraint_name} on {table}")
+        elif isinstance(op, ops.ExecuteSQLOp):
+            lines.append(f"run {' '.join(str(op.sqltext).split())}")
         else:  # e.g. CreateUniqueConstraintOp -> "create unique constraint NAME on TABLE"
             words = re.sub(r"(?<!^)(?=[A-Z])", " ", type(op).__name__.removesuffix("Op")).lower()
             name = getattr(op, "constraint_name", None) or getattr(op, "index_name", None)
@@ -792,8 +808,12 @@ def makemigrations(message: str | None = None, *, empty: bool = False) -> list[W
     one line per operation it detected.
 
     An autogenerate that finds no change writes nothing and returns an empty list.
+    Indexes and foreign keys on existing tables are written the safe way
+    (``project.migration_autogen``), and the linter's findings come with each revision.
     """
     from alembic import command
+
+    from project import migration_autogen, migration_lint
 
     script = script_directory()
     _require_single_head(script)
@@ -803,6 +823,10 @@ def makemigrations(message: str | None = None, *, empty: bool = False) -> list[W
         if not empty and directives and directives[0].upgrade_ops.is_empty():
             directives[:] = []
         for directive in directives:
+            for upgrade_ops in directive.upgrade_ops_list:
+                migration_autogen.make_safe(upgrade_ops)
+            for downgrade_ops in directive.downgrade_ops_list:
+                migration_autogen.make_downgrade_safe(downgrade_ops)
             detected[directive.rev_id] = tuple(
                 line for ops in directive.upgrade_ops_list for line in describe_operations(ops)
             )
@@ -819,10 +843,23 @@ def makemigrations(message: str | None = None, *, empty: bool = False) -> list[W
             )
         scripts = written if isinstance(written, list) else [written]
         return [
-            WrittenRevision(s.path, detected.get(s.revision, ())) for s in scripts if s is not None
+            WrittenRevision(s.path, detected.get(s.revision, ()), revision=s.revision)
+            for s in scripts
+            if s is not None
         ]
 
-    return run_online(work)
+    written = run_online(work)
+    # What was written is linted as migrate would lint it: say so now, not at deploy.
+    verdicts = {v.revision: v for v in migration_lint.lint([w.revision for w in written])}
+    return [
+        replace(
+            w,
+            findings=tuple(line for f in verdicts[w.revision].findings for line in f.lines()),
+        )
+        if w.revision in verdicts
+        else w
+        for w in written
+    ]
 
 
 def model_changes() -> list[str]:

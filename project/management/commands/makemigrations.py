@@ -36,3 +36,7 @@ def command(message: str | None, empty: bool, check: bool, merge: bool) -> None:
         click.echo(f"Wrote {revision.path}")
         for operation in revision.operations:
             click.echo(f"  {operation}")
+        if revision.findings:
+            click.echo("The linter reports (see 'manage.py lintmigrations'):")
+            for line in revision.findings:
+                click.echo(f"  {line}")
