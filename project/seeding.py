@@ -339,13 +339,21 @@ async def run(
     count: int = 100,
     random_seed: int | None = None,
     show_progress: bool = False,
+    reference_only: bool = False,
 ) -> SeedReport:
-    """Plan and run the seeders in one transaction: all of it is written, or none."""
+    """Plan and run the seeders in one transaction: all of it is written, or none.
+
+    ``reference_only`` runs only the reference seeders (``reference=True``): what a
+    deploy needs, upserted so that running them again changes nothing.
+    """
     from project.db import session_scope
 
     if count < 0:
         raise SeedError(f"--count must not be negative, got {count}")
-    ordered = plan(discover(), app_labels)
+    available = discover()
+    if reference_only:
+        available = {name: s for name, s in available.items() if s.reference}
+    ordered = plan(available, app_labels)
     rng = reseed(random_seed)
     started = time.perf_counter()
     async with session_scope() as session:
