@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
-from sqlalchemy.util.concurrency import await_
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from project import liveness
 from project.conf import Settings, get_settings
@@ -359,7 +359,7 @@ async def session_scope(*, read_only: bool = False) -> AsyncIterator[AsyncSessio
 
 @asynccontextmanager
 async def _read_session() -> AsyncIterator[AsyncSession]:
-    from project.replicas import read_only_session_class
+    from project.replicas import FALLBACK, FELL_BACK, read_only_session_class
 
     session_class = read_only_session_class()
     connection: AsyncConnection | None = None
@@ -371,13 +371,16 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
             join_transaction_mode="create_savepoint",
         )
     else:  # a connection of its own: the session runs it (AUTOCOMMIT has no savepoints)
-        connection, _ = await get_router().connect()
+        router = get_router()
+        connection, replica = await router.connect()
         session = AsyncSession(
             bind=connection,
             expire_on_commit=False,
             sync_session_class=session_class,
             join_transaction_mode="control_fully",
         )
+        if replica is not None:
+            session.sync_session.info[FALLBACK] = (router, replica)
     try:
         yield session
     finally:
@@ -386,6 +389,9 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
         await session.close()
         if connection is not None:
             await connection.close()
+        fell_back = session.sync_session.info.pop(FELL_BACK, None)
+        if fell_back is not None:
+            await greenlet_spawn(fell_back.close)
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:

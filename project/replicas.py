@@ -218,17 +218,40 @@ def _refuse_dml(state: ORMExecuteState) -> None:
 
 
 _session_class: type[Session] | None = None
+# In a read-only session's info: the (router, replica) it may fall back from, and the
+# primary connection it fell back to.
+FALLBACK = "pastetrader_fallback"
+FELL_BACK = "pastetrader_fell_back"
 
 
 def read_only_session_class() -> type[Session]:
-    """Return the Session class of read-only sessions: any flush or DML raises."""
+    """Return the Session class of read-only sessions: any flush or DML raises, and a
+    statement whose replica connection breaks runs again on the primary."""
     global _session_class
     if _session_class is None:
         from sqlalchemy import event
+        from sqlalchemy.exc import DBAPIError
         from sqlalchemy.orm import Session
 
         class ReadOnlySession(Session):
             """A session that refuses to write, before anything reaches the server."""
+
+            def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    return super()._execute_internal(*args, **kwargs)
+                except DBAPIError as error:
+                    fallback = self.info.pop(FALLBACK, None)
+                    if fallback is None or not error.connection_invalidated:
+                        raise
+                    failure = summary(error)
+                # The replica went away under the statement. A read in AUTOCOMMIT has no
+                # transaction to lose: mark the replica down, run it again on the primary.
+                router, replica = fallback
+                replica.mark_down(failure)
+                self.close()
+                primary = self.info[FELL_BACK] = router.primary.sync_engine.connect()
+                self.bind = primary
+                return super()._execute_internal(*args, **kwargs)
 
         event.listen(ReadOnlySession, "before_flush", _refuse_flush)
         event.listen(ReadOnlySession, "do_orm_execute", _refuse_dml)
