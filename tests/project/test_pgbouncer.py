@@ -556,3 +556,24 @@ async def test_get_db_through_pgbouncer(app_on_pgbouncer: DatabaseURL) -> None:
         assert (await client.post("/rows/-1/0")).status_code == 500
     async with db.session_scope() as session:
         assert await count_rows(session) == TASKS * 5
+
+
+async def test_read_only_sessions_through_pgbouncer(app_on_pgbouncer: DatabaseURL) -> None:
+    """Through PgBouncer a read-only session is a BEGIN READ ONLY transaction: no server
+    settings to pass on, no AUTOCOMMIT (its statements would cross server connections)."""
+
+    async def read(task: int) -> None:
+        for _ in range(TRANSACTIONS // TASKS):
+            async with db.session_scope(read_only=True) as session:
+                assert await session.scalar(text("SHOW transaction_read_only")) == "on"
+                assert await session.scalar(select(literal(task))) == task
+
+    await asyncio.gather(*(read(task) for task in range(TASKS)))
+
+    async def delete_all() -> None:
+        async with db.session_scope(read_only=True) as session:
+            connection = await session.connection()
+            await connection.exec_driver_sql("DELETE FROM pgbouncer_probe")
+
+    with pytest.raises(exc.DBAPIError, match="read-only transaction"):
+        await delete_all()
