@@ -166,7 +166,9 @@ def _fetch_commit_lsn(dbapi_connection: Any, record: ConnectionPoolEntry, state:
     on the connection that committed before anyone else may take it. The insert position
     is at or past the commit record's end, whatever ``synchronous_commit`` says.
     """
-    if not record.info.pop(_COMMITTED_WRITE, False):
+    # A write still marked here ran in AUTOCOMMIT (or is being rolled back): count it.
+    wrote = record.info.pop(_WROTE, False)
+    if not record.info.pop(_COMMITTED_WRITE, False) and not wrote:
         return
     if not getattr(state, "asyncio_safe", True):
         note_commit(1 << 63)  # cannot ask now: read this context's next reads on the primary

@@ -39,14 +39,16 @@ def bin_dir() -> Path:
 
 
 def server_user() -> str | None:
-    """Return the user the servers run as: None unless this process is root."""
+    """Return the user the servers run as: None unless this process is root, else the
+    embedded server's ``pgserver`` (made the way pgserver makes it, if need be)."""
     if os.geteuid() != 0:
         return None
-    for name in ("pgserver", "postgres", "nobody"):
+    for name in ("pgserver", "postgres"):
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             return name
-    raise RuntimeError("no unprivileged user to run PostgreSQL as (it refuses root)")
+    subprocess.run(["useradd", "-s", "/bin/bash", "pgserver"], check=True, capture_output=True)
+    return "pgserver"
 
 
 def free_port() -> int:

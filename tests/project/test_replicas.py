@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -472,14 +473,23 @@ class Listener:
         self.sock.close()
 
 
-def test_commands_never_touch_a_replica(pair: Pair) -> None:
+def test_commands_never_touch_a_replica(pair: Pair, tmp_path: Path) -> None:
     listener = Listener()
     try:
         env = {
             "DATABASE_URL": pair.primary.url().render(hide_password=False),
             "DATABASE_REPLICA_URLS": f"postgresql://postgres@127.0.0.1:{listener.port}/app",
         }
-        for args in (("migrate",), ("seed",), ("flush", "--yes"), ("showmigrations",)):
+        dump = str(tmp_path / "dump.json")
+        for args in (
+            ("migrate",),
+            ("seed",),
+            ("dumpdata", "-o", dump),
+            ("flush", "--yes"),
+            ("loaddata", dump),
+            ("showmigrations",),
+            ("migrate", "--check"),
+        ):
             result = run_manage(*args, env=env)
             assert result.returncode == 0, (args, result.stderr)
         assert listener.connections == 0
