@@ -30,15 +30,18 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def holding_tools(url: DatabaseURL, name: str = "lock-holder") -> AsyncIterator[int]:
+async def holding_tools(
+    url: DatabaseURL, name: str = "lock-holder", query: str = "SELECT count(*) FROM tools"
+) -> AsyncIterator[int]:
     """Hold ACCESS SHARE on ``tools`` in an open transaction (what a long report query
-    does); yield the holder's pid. Released however the block ends."""
+    does; ``query`` may take another lock); yield the holder's pid. Released however the
+    block ends."""
     conn = await dbadmin.connect(url)
     try:
         await conn.execute(f"SET application_name = '{name}'")
         pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
         await conn.execute("BEGIN")
-        await conn.execute("SELECT count(*) FROM tools")
+        await conn.execute(query)
         yield pid
     finally:
         await conn.close()  # ends the transaction and its locks
@@ -277,3 +280,33 @@ def test_lock_timeout_errors_are_recognised() -> None:
         "public.tools"
     ]
     assert migration_safety.tables_of(None) == []
+
+
+async def test_a_concurrent_build_that_times_out_is_retried_without_its_leftover(
+    scratch_db: DatabaseURL, project_copy: Path
+) -> None:
+    # CREATE INDEX CONCURRENTLY records the index, then waits for every older
+    # transaction: the holder's. The lock timeout leaves an INVALID index behind, which
+    # the retry must drop before it builds again.
+    rev = migrated_copy(
+        project_copy, scratch_db, CONCURRENT_INDEX.replace("unique=True", "unique=False")
+    )
+    # A writer's open transaction (ROW EXCLUSIVE): what the build waits for.
+    async with holding_tools(scratch_db, query="LOCK TABLE tools IN ROW EXCLUSIVE MODE"):
+        migrating = asyncio.create_task(
+            run_migrate(
+                project_copy, scratch_db, MIGRATE_DDL_LOCK_TIMEOUT="0.5", MIGRATE_DDL_RETRIES="8"
+            )
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if await index_validity(scratch_db, "ix_tools_desc"):
+                break
+            await asyncio.sleep(0.05)
+        assert await index_validity(scratch_db, "ix_tools_desc") == [(False,)]
+        await asyncio.sleep(1.5)  # through at least one timeout and retry
+    out = ok(await migrating)
+    assert "rolled back, retry 1 of 8" in out
+    assert "Dropped INVALID index ix_tools_desc" in out
+    assert f"Applied {rev}" in out
+    assert await index_validity(scratch_db, "ix_tools_desc") == [(True,)]
