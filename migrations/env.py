@@ -49,11 +49,11 @@ def run_on(connection: Connection) -> None:
     context.configure(
         connection=connection, target_metadata=target_metadata, **migrations.context_options(config)
     )
-    try:
-        with context.begin_transaction():
-            context.run_migrations()
-    finally:
-        migration_safety.reset_timeouts(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+    # Only after success: after a failure the caller retries or closes the connection,
+    # and a RESET on a broken one would hide the error that matters.
+    migration_safety.reset_timeouts(connection)
 
 
 async def run_on_engine(engine: AsyncEngine, *, dispose: bool) -> None:

@@ -310,3 +310,37 @@ async def test_a_concurrent_build_that_times_out_is_retried_without_its_leftover
     assert "Dropped INVALID index ix_tools_desc" in out
     assert f"Applied {rev}" in out
     assert await index_validity(scratch_db, "ix_tools_desc") == [(True,)]
+
+
+def test_the_settings_and_their_bad_values() -> None:
+    from project.conf import settings_from
+    from project.exceptions import ImproperlyConfigured
+
+    defaults = settings_from({})
+    assert defaults.migrate_ddl_lock_timeout == 5.0
+    assert defaults.migrate_ddl_retries == 3
+    assert defaults.migrate_statement_timeout == 0.0
+    chosen = settings_from(
+        {
+            "MIGRATE_DDL_LOCK_TIMEOUT": "0.5",
+            "MIGRATE_DDL_RETRIES": "0",
+            "MIGRATE_STATEMENT_TIMEOUT": "30",
+        }
+    )
+    assert (chosen.migrate_ddl_lock_timeout, chosen.migrate_ddl_retries) == (0.5, 0)
+    assert chosen.migrate_statement_timeout == 30.0
+    for name, bad in (
+        ("MIGRATE_DDL_LOCK_TIMEOUT", "-1"),
+        ("MIGRATE_DDL_LOCK_TIMEOUT", "soon"),
+        ("MIGRATE_DDL_RETRIES", "1.5"),
+        ("MIGRATE_DDL_RETRIES", "-2"),
+        ("MIGRATE_STATEMENT_TIMEOUT", "inf"),
+    ):
+        with pytest.raises(ImproperlyConfigured, match=f"^{name} must be"):
+            settings_from({name: bad})
+
+
+def test_a_bad_setting_stops_migrate_before_it_runs(scratch_db: DatabaseURL) -> None:
+    line = error_line(manage("migrate", url=scratch_db, env={"MIGRATE_DDL_RETRIES": "many"}))
+    assert "MIGRATE_DDL_RETRIES must be a non-negative integer, got 'many'" in line
+    assert manage("migrate", "--check", url=scratch_db).returncode == 1  # nothing applied
