@@ -8,10 +8,19 @@
   not hold the ADD's lock that blocks writes.
 
 Tables created in the same revision are empty: their indexes and keys stay as they are.
+
+What runs before an autocommit block is committed by it, so a revision mixing the two
+cannot be rolled back whole, and a retry after a lock timeout would repeat the committed
+part ("column already exists"). ``split_concurrent`` therefore moves the autocommit
+blocks into a revision of their own, right after, written to be retried: the index
+``IF NOT EXISTS`` (an INVALID leftover is dropped before the build, see
+``project.migration_safety``), and VALIDATE, which is a no-op the second time.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from alembic.autogenerate import renderers
@@ -91,3 +100,71 @@ def make_downgrade_safe(downgrade_ops: ops.DowngradeOps) -> None:
         return result
 
     downgrade_ops.ops = rewrite(downgrade_ops)
+
+
+def _take_blocks(
+    container: Any, wanted: Callable[[AutocommitBlockOp], bool] = lambda block: True
+) -> list[AutocommitBlockOp]:
+    """Remove the (``wanted``) autocommit blocks from ``container`` and its table groups;
+    return them in order. Table groups left empty are removed too."""
+    taken: list[AutocommitBlockOp] = []
+    kept: list[Any] = []
+    for op in container.ops:
+        if isinstance(op, AutocommitBlockOp) and wanted(op):
+            taken.append(op)
+        elif isinstance(op, ops.ModifyTableOps):
+            taken += _take_blocks(op, wanted)
+            if op.ops:
+                kept.append(op)
+        else:
+            kept.append(op)
+    container.ops = kept
+    return taken
+
+
+def _index_names(blocks: list[AutocommitBlockOp]) -> set[str]:
+    return {
+        str(op.index_name)
+        for block in blocks
+        for op in block.ops
+        if isinstance(op, ops.CreateIndexOp | ops.DropIndexOp) and op.index_name
+    }
+
+
+def split_concurrent(directives: list[Any]) -> None:
+    """Move each revision's autocommit blocks into a new revision right after it, when
+    the revision also has transactional operations (see the module's docstring)."""
+    result: list[Any] = []
+    for directive in directives:
+        result.append(directive)
+        if len(directive.upgrade_ops_list) != 1:  # multiple bases: leave them alone
+            continue
+        upgrade, downgrade = directive.upgrade_ops, directive.downgrade_ops
+        blocks = _take_blocks(upgrade)
+        if not blocks:
+            continue
+        for block in blocks:  # a retry skips the indexes an earlier attempt built
+            for op in block.ops:
+                if isinstance(op, ops.CreateIndexOp):
+                    op.if_not_exists = True
+        if upgrade.is_empty():  # nothing but the blocks: this revision is the split
+            upgrade.ops = blocks
+            continue
+        names = _index_names(blocks)
+
+        def undoes(block: AutocommitBlockOp, names: set[str] = names) -> bool:
+            return bool(_index_names([block]) & names)
+
+        undo = _take_blocks(downgrade, undoes)
+        message = f"{directive.message or 'auto'} concurrently"
+        result.append(
+            ops.MigrationScript(
+                uuid.uuid4().hex[-12:],
+                ops.UpgradeOps(ops=list(blocks)),
+                ops.DowngradeOps(ops=undo),
+                message=message,
+                head=directive.rev_id,
+                version_path=directive.version_path,
+            )
+        )
+    directives[:] = result

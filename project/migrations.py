@@ -827,6 +827,8 @@ def makemigrations(message: str | None = None, *, empty: bool = False) -> list[W
                 migration_autogen.make_safe(upgrade_ops)
             for downgrade_ops in directive.downgrade_ops_list:
                 migration_autogen.make_downgrade_safe(downgrade_ops)
+        migration_autogen.split_concurrent(directives)
+        for directive in directives:
             detected[directive.rev_id] = tuple(
                 line for ops in directive.upgrade_ops_list for line in describe_operations(ops)
             )

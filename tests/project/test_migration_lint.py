@@ -357,20 +357,38 @@ def test_makemigrations_writes_indexes_and_foreign_keys_the_safe_way(
 
     # A new index on an existing column and a new foreign key between existing tables.
     models.write_text(SHOP.format(index=" = mapped_column(index=True)", owner=OWNER))
-    before = {p.name for p in (project_copy / "migrations" / "versions").glob("*.py")}
+    versions_dir = project_copy / "migrations" / "versions"
+    before = {p.name for p in versions_dir.glob("*.py")}
     out = ok(run("makemigrations", "-m", "safe"))
     assert "The linter reports" not in out
-    assert "  add index ix_shop_item_name on shop_item (name)" in out
-    assert "  run ALTER TABLE shop_item VALIDATE CONSTRAINT fk_shop_item_owner_id_shop_owner" in out
-    [written] = {p.name for p in (project_copy / "migrations" / "versions").glob("*.py")} - before
-    source = (project_copy / "migrations" / "versions" / written).read_text()
-    assert "with op.get_context().autocommit_block():" in source
-    assert "postgresql_concurrently=True" in source
-    assert "postgresql_not_valid=True" in source
-    rev = written.split("_")[2]
-    assert ok(run("lintmigrations", rev)).startswith("No unsafe operations (1 revision checked")
+    # The transactional part, then the concurrent part in a revision of its own (a
+    # retry of it repeats nothing that was committed).
+    wrote = [line.removeprefix("Wrote ") for line in out.splitlines() if line.startswith("Wrote")]
+    assert len(wrote) == 2
+    first, second = (Path(path).read_text() for path in wrote)
+    assert out.splitlines()[1:3] == [
+        "  add column shop_item.owner_id",
+        "  add foreign key fk_shop_item_owner_id_shop_owner on shop_item -> shop_owner",
+    ]
+    assert "  add index ix_shop_item_name on shop_item (name)" in out.split(wrote[1])[1]
+    assert (
+        "  run ALTER TABLE shop_item VALIDATE CONSTRAINT fk_shop_item_owner_id_shop_owner"
+        in (out.split(wrote[1])[1])
+    )
+    assert {p.name for p in versions_dir.glob("*.py")} - before == {Path(w).name for w in wrote}
+    assert "postgresql_not_valid=True" in first
+    assert "autocommit_block" not in first
+    assert "with op.get_context().autocommit_block():" in second
+    assert "postgresql_concurrently=True" in second
+    assert "if_not_exists=True" in second
+    first_rev, second_rev = (Path(w).name.split("_")[2] for w in wrote)
+    assert f"down_revision: str | Sequence[str] | None = {first_rev!r}" in second
+    lint = ok(run("lintmigrations", first_rev, second_rev))
+    assert lint.startswith("No unsafe operations (2 revisions checked")
 
-    assert f"Applied {rev} safe" in ok(run("migrate"))
+    out = ok(run("migrate"))
+    assert f"Applied {first_rev} safe" in out
+    assert f"Applied {second_rev} safe concurrently" in out
     rows = fetch(
         scratch_db,
         "SELECT convalidated FROM pg_constraint WHERE conname = 'fk_shop_item_owner_id_shop_owner'",
@@ -383,7 +401,9 @@ def test_makemigrations_writes_indexes_and_foreign_keys_the_safe_way(
     )
     assert rows == [(True,)]
     ok(run("makemigrations", "--check"))
-    # The downgrade drops the index concurrently too, and runs.
-    assert "postgresql_concurrently=True" in source.split("def downgrade")[1]
-    ok(run("migrate", "-1", "--yes"))
+    # The downgrades drop the index concurrently too, and run.
+    assert "postgresql_concurrently=True" in second.split("def downgrade")[1]
+    assert "drop_index" not in first.split("def downgrade")[1]
+    ok(run("migrate", "-2", "--yes"))
     assert "ix_shop_item_name" not in str(fetch(scratch_db, "SELECT indexname FROM pg_indexes"))
+    assert fetch(scratch_db, "SELECT 1 FROM pg_constraint WHERE conname LIKE 'fk_shop_item%'") == []
