@@ -438,9 +438,9 @@ def test_new_app_migration_lifecycle(scratch_db: DatabaseURL, project_copy: Path
     assert "add_column" in checked.stdout
     assert "price" in checked.stdout
     before = version_files(project_copy)
-    written = ok(run("makemigrations", "-m", "price")).splitlines()
+    price_out = ok(run("makemigrations", "-m", "price")).splitlines()
     # The index on the existing table comes in a revision of its own, built concurrently.
-    assert [line for line in written if not line.startswith("Wrote ")] == [
+    assert [line for line in price_out if not line.startswith("Wrote ")] == [
         "  add column shop_item.price",
         "  add index ix_shop_item_price on shop_item (price)",
     ]
