@@ -621,7 +621,6 @@ def downgrade(
     With ``from_heads`` (a Plan's), refuse when the database is no longer there: what
     was confirmed is what runs.
     """
-    from alembic import command
 
     script = script_directory()
     target = _resolve(script, revision)
@@ -632,7 +631,7 @@ def downgrade(
         connection.commit()
         _check_unchanged(heads, from_heads)
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
-        command.downgrade(config, _absolute(script, heads, target))
+        _downgrade_with_retries(config, connection, _absolute(script, heads, target), echo)
 
     run_online(work, lock=True)
 
@@ -645,7 +644,6 @@ def rollback(
 ) -> None:
     """Downgrade ``steps`` revisions (refusing, with ``from_heads``, a database that is no
     longer where the plan found it)."""
-    from alembic import command
 
     if steps < 1:
         raise CommandError(f"--steps must be at least 1, got {steps}")
@@ -657,9 +655,26 @@ def rollback(
         _check_unchanged(heads, from_heads)
         target = _steps_back(script, heads, steps)
         config.attributes["context_options"] = {"on_version_apply": _reporter(echo)}
-        command.downgrade(config, target)
+        _downgrade_with_retries(config, connection, target, echo)
 
     run_online(work, lock=True)
+
+
+def _downgrade_with_retries(
+    config: Config, connection: Connection, target: str, echo: Callable[[str], None]
+) -> None:
+    """Downgrade to ``target``, retrying a revision that hit the DDL lock timeout."""
+    from alembic import command
+
+    from project import migration_safety
+
+    def at() -> str:
+        return ", ".join(current_heads(connection)) or "base"
+
+    config.attributes["echo"] = echo
+    migration_safety.run_with_retries(
+        connection, lambda: command.downgrade(config, target), failed_revision=at, at=at, echo=echo
+    )
 
 
 def _reporter(echo: Callable[[str], None]) -> Callable[..., None]:

@@ -344,3 +344,30 @@ def test_a_bad_setting_stops_migrate_before_it_runs(scratch_db: DatabaseURL) -> 
     line = error_line(manage("migrate", url=scratch_db, env={"MIGRATE_DDL_RETRIES": "many"}))
     assert "MIGRATE_DDL_RETRIES must be a non-negative integer, got 'many'" in line
     assert manage("migrate", "--check", url=scratch_db).returncode == 1  # nothing applied
+
+
+async def test_a_blocked_rollback_is_retried_and_names_the_holder_too(
+    scratch_db: DatabaseURL, project_copy: Path
+) -> None:
+    ok(manage("migrate", url=scratch_db, cwd=project_copy))
+    rev = write_revision(project_copy, "note", head(), ADD_NOTE, "op.drop_column('tools', 'note')")
+    ok(manage("migrate", url=scratch_db, cwd=project_copy))
+    async with holding_tools(scratch_db) as pid:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "manage.py",
+            "rollback",
+            "--yes",
+            cwd=project_copy,
+            env=environment(scratch_db, MIGRATE_DDL_LOCK_TIMEOUT="0.5", MIGRATE_DDL_RETRIES="1"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    result = subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+    line = error_line(result)
+    assert f"revision {rev} gave up waiting for a lock on table tools after 2 attempts" in line
+    assert f"held by pid {pid} " in line
+    assert "rolled back, retry 1 of 1" in result.stdout
+    assert await versions(scratch_db) == [rev]
