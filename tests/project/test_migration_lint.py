@@ -128,6 +128,38 @@ CASES = [
         "LOCK TABLE items IN SHARE UPDATE EXCLUSIVE MODE;",
     ),
     ("long-exclusive-lock", "VACUUM FULL items;", "VACUUM items;"),
+    ("long-exclusive-lock", "CLUSTER items USING items_pkey;", "ANALYZE items;"),
+    (
+        "long-exclusive-lock",
+        "ALTER TABLE items SET TABLESPACE pg_default;",
+        "ALTER TABLE items SET (fillfactor = 90);",
+    ),
+    (
+        "long-exclusive-lock",
+        "ALTER TABLE items ADD COLUMN code text UNIQUE;",
+        "ALTER TABLE items ADD COLUMN code text;",
+    ),
+    (
+        "long-exclusive-lock",
+        "CREATE MATERIALIZED VIEW totals AS SELECT 1 AS n;\nCOMMIT;\nBEGIN;\n"
+        "REFRESH MATERIALIZED VIEW owners_view;",
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY owners_view;",
+    ),
+    (
+        "volatile-default",
+        "ALTER TABLE items ADD COLUMN n integer GENERATED ALWAYS AS IDENTITY;",
+        "ALTER TABLE items ADD COLUMN n integer;",
+    ),
+    (
+        "concurrently-in-transaction",
+        "DROP INDEX CONCURRENTLY ix_items_name;",
+        "COMMIT;\nDROP INDEX CONCURRENTLY ix_items_name;\nBEGIN;",
+    ),
+    (
+        "column-type-rewrite",
+        "ALTER TABLE items ALTER COLUMN owner_id TYPE bigint;",
+        "ALTER TABLE items ALTER COLUMN price TYPE numeric;",
+    ),
     ("long-exclusive-lock", "REINDEX TABLE items;", "COMMIT;\nREINDEX TABLE CONCURRENTLY items;"),
 ]
 
@@ -156,6 +188,26 @@ def test_a_table_created_in_the_same_revision_is_not_flagged() -> None:
         )
         == []
     )
+
+
+def test_history_carries_across_revisions() -> None:
+    # A renamed table keeps its columns' types; a CHECK validated in an earlier revision
+    # lets SET NOT NULL through; a column the history never saw is flagged when retyped.
+    assert lint_one(
+        "ALTER TABLE items RENAME TO goods;\nALTER TABLE goods ALTER COLUMN name TYPE text;"
+    ) == ["rename-mapped"]
+    sql = (
+        f"{EARLIER}BEGIN;\n-- Running upgrade r1 -> r2\n"
+        "ALTER TABLE items ADD CONSTRAINT ck CHECK (note IS NOT NULL) NOT VALID;\nCOMMIT;\n"
+        "BEGIN;\n-- Running upgrade r2 -> r3\nALTER TABLE items VALIDATE CONSTRAINT ck;\nCOMMIT;\n"
+        "BEGIN;\n-- Running upgrade r3 -> r4\nALTER TABLE items ALTER COLUMN note SET NOT NULL;\n"
+        "CREATE TABLE copied AS SELECT * FROM items;\nCREATE INDEX ix_copied ON copied (id);\n"
+        "ALTER TABLE items ALTER COLUMN missing TYPE text;\nCOMMIT;\n"
+    )
+    verdicts = migration_lint.lint_sql(sql, mapped=MAPPED)
+    assert [v.revision for v in verdicts] == ["r1", "r2", "r3", "r4"]
+    assert [f.rule for f in verdicts[3].findings] == ["column-type-rewrite"]
+    assert "unknown to the history" in verdicts[3].findings[0].why
 
 
 def test_unparsable_sql_is_a_finding() -> None:
