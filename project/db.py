@@ -374,7 +374,7 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
         router = get_router()
         connection, replica = await router.connect()
         session = AsyncSession(
-            bind=connection,
+            bind=connection or router.primary,
             expire_on_commit=False,
             sync_session_class=session_class,
             join_transaction_mode="control_fully",

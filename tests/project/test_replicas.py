@@ -232,6 +232,7 @@ async def replicated(pair: Pair, db_url: DatabaseURL) -> AsyncIterator[Pair]:
         pair.standby.psql("SELECT pg_wal_replay_resume()")
         pair.wait_streaming()
         pair.primary.psql("TRUNCATE tools CASCADE", "app")
+        pair.wait_replayed()  # the next test starts with the standby caught up
 
 
 @pytest.fixture
@@ -303,8 +304,10 @@ async def test_lag_guard(replicated: Pair, max_lag: Callable[[float], None]) -> 
     max_lag(0.5)
     await db.use_replicas([replicated.standby.url()])  # a router with the new limit
     assert await in_context(contextvars.Context(), lambda: where_and_sees("-")) == (True, False)
-    replicated.standby.psql("SELECT pg_wal_replay_pause()")
+    # Timed from before the pause: the lag is known to within one check interval (an upper
+    # bound), counted from the last check whose primary position the standby replayed.
     paused = time.monotonic()
+    replicated.standby.psql("SELECT pg_wal_replay_pause()")
     await add_tool("lagging")
     served: list[bool] = []
     deadline = paused + 15
@@ -315,7 +318,8 @@ async def test_lag_guard(replicated: Pair, max_lag: Callable[[float], None]) -> 
             break
         await asyncio.sleep(0.05)
     assert served[-1] is False, "fresh contexts never left the lagging replica"
-    assert time.monotonic() - paused >= 0.5  # not before the lag passed the limit
+    interval = db.get_router().interval
+    assert time.monotonic() - paused >= 0.5 - interval  # not before the lag passed the limit
     replicated.standby.psql("SELECT pg_wal_replay_resume()")
     replicated.wait_replayed()
     deadline = time.monotonic() + 15
