@@ -459,3 +459,17 @@ def test_makemigrations_writes_indexes_and_foreign_keys_the_safe_way(
     ok(run("migrate", "-2", "--yes"))
     assert "ix_shop_item_name" not in str(fetch(scratch_db, "SELECT indexname FROM pg_indexes"))
     assert fetch(scratch_db, "SELECT 1 FROM pg_constraint WHERE conname LIKE 'fk_shop_item%'") == []
+
+
+def test_a_database_with_tables_but_no_version_table_is_still_linted(
+    scratch_db: DatabaseURL, project_copy: Path
+) -> None:
+    # Tables made some other way (a restore without alembic_version, another tool):
+    # the history's unsafe operations would run against them, so migrate refuses.
+    fetch(scratch_db, "CREATE TABLE legacy (id integer)")
+    write_revision(
+        project_copy, "legacy_index", head(), "op.create_index('ix_legacy', 'legacy', ['id'])"
+    )
+    line = error_line(manage("migrate", url=scratch_db, cwd=project_copy))
+    assert "is unsafe: index-without-concurrently: CREATE INDEX ix_legacy ON legacy" in line
+    assert tables(scratch_db) == {"legacy"}

@@ -85,14 +85,27 @@ def command(
 
 
 def verdicts(plan: Plan) -> list[Verdict]:
-    """Lint what an upgrade plan applies; a database with no revision applied yet has
-    no table anyone could be waiting on, so its history is not held against it."""
+    """Lint what an upgrade plan applies. A new database (no revision applied, no table)
+    has no table anyone could be waiting on, so its history is not held against it."""
     from project import migration_lint, migrations
 
-    if not plan.heads:
+    if not plan.heads and not _has_tables():
         return []
     pending = [m.revision for m in migrations.pending(plan)]
     return migration_lint.lint(pending, target=plan.target) if pending else []
+
+
+def _has_tables() -> bool:
+    """Tell whether the database holds any table outside the system schemas."""
+    from sqlalchemy import text
+
+    from project import migrations
+
+    query = text(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))"
+    )
+    return bool(migrations.run_online(lambda config, connection: connection.scalar(query)))
 
 
 def _check(plan: Plan) -> None:
