@@ -99,8 +99,8 @@ async def _paused(pair: Pair) -> tuple[float, float, float, float]:
     from project.enums import ToolType
 
     writer = contextvars.Context()
+    paused = now()  # from before the pause is asked for: it takes effect during the call
     await asyncio.to_thread(pair.standby.psql, "SELECT pg_wal_replay_pause()")
-    paused = now()
     writer_reads: list[bool] = []
     others: list[tuple[float, bool]] = []
     count = 0
@@ -160,7 +160,8 @@ async def main() -> None:
             f"replay paused, writes flowing, DB_REPLICA_MAX_LAG={MAX_LAG:g} s: primary served "
             f"{writer:.0%} of the writing context's reads (target 100%), {before:.0%} of "
             f"other contexts' before the lag reached the limit (target 0%) and {after:.0%} "
-            f"after they moved, {moved:.2f} s after the pause (target 100%, >= {MAX_LAG:g} s)"
+            f"after they moved, {moved:.2f} s after the pause (target 100%, >= {MAX_LAG:g} s "
+            f"less one check interval, {db.get_router().interval:g} s)"
         )
     finally:
         await db.use_replicas(None)
