@@ -16,7 +16,8 @@ connection-sharing recipe, so it also works from code that already runs an event
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import sys
+from typing import Any, TextIO, cast
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -33,6 +34,10 @@ def run_offline() -> None:
     """Render the SQL without a database."""
     context.configure(
         url="postgresql+asyncpg://",
+        # Alembic only writes and flushes it: a TextIO in all that matters.
+        output_buffer=cast(
+            TextIO, migration_safety.OfflineTimeouts(config.output_buffer or sys.stdout)
+        ),
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},

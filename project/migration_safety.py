@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from project.conf import get_settings
 
@@ -111,6 +111,32 @@ def apply_timeouts(
 
     event.listen(connection, "begin", begin)
     event.listen(connection, "before_cursor_execute", before_cursor_execute)
+
+
+class OfflineTimeouts:
+    """The offline (``--sql``) output, with the ``SET LOCAL`` timeouts that ``migrate``
+    sends after each ``BEGIN``, so the printed SQL is what runs and is as safe to run
+    by hand."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        settings = get_settings()
+        self.inner = inner
+        self.settings = (
+            f"SET LOCAL lock_timeout = '{_duration(settings.migrate_ddl_lock_timeout)}';\n\n"
+            f"SET LOCAL statement_timeout = '{_duration(settings.migrate_statement_timeout)}';"
+            "\n\n"
+        )
+
+    def write(self, text: str) -> int:
+        """Write ``text``, and the timeouts after a ``BEGIN``."""
+        written = self.inner.write(text)
+        if text.startswith("BEGIN;"):
+            self.inner.write(self.settings)
+        return written
+
+    def flush(self) -> None:
+        """Flush the output underneath."""
+        self.inner.flush()
 
 
 def reset_timeouts(connection: Connection) -> None:

@@ -371,3 +371,18 @@ async def test_a_blocked_rollback_is_retried_and_names_the_holder_too(
     assert f"held by pid {pid} " in line
     assert "rolled back, retry 1 of 1" in result.stdout
     assert await versions(scratch_db) == [rev]
+
+
+def test_the_printed_sql_carries_the_timeouts_after_each_begin(scratch_db: DatabaseURL) -> None:
+    sql = ok(
+        manage(
+            "migrate",
+            "--sql",
+            url=scratch_db,
+            env={"MIGRATE_DDL_LOCK_TIMEOUT": "2", "MIGRATE_STATEMENT_TIMEOUT": "60"},
+        )
+    )
+    begins = sql.count("BEGIN;")
+    assert begins >= 3
+    assert sql.count("BEGIN;\n\nSET LOCAL lock_timeout = '2000ms';\n\n") == begins
+    assert sql.count("SET LOCAL statement_timeout = '60000ms';") == begins
