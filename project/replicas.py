@@ -78,13 +78,18 @@ def format_lsn(value: int) -> str:
 
 
 class _Position:
-    """The WAL position a context's reads must see; mutable so that a request's
-    middleware sees what its endpoint (maybe in a child task) committed."""
+    """The WAL position a context's reads must see.
 
-    __slots__ = ("lsn", "wrote")
+    A request's position (``shared``) is changed in place, so that its middleware sees
+    what the endpoint, or a task it started, committed. Any other is replaced on change:
+    a task's write then steers neither its parent's reads nor its siblings'.
+    """
 
-    def __init__(self, lsn: int = 0) -> None:
+    __slots__ = ("lsn", "shared", "wrote")
+
+    def __init__(self, lsn: int = 0, *, shared: bool = False) -> None:
         self.lsn = lsn
+        self.shared = shared
         self.wrote = False
 
 
@@ -103,31 +108,35 @@ def read_after(lsn: str | int) -> None:
     For a position handed back by a client (``X-Read-After``) or another process.
     """
     value = parse_lsn(lsn) if isinstance(lsn, str) else lsn
-    holder = _position.get()
-    if holder is None:
-        _position.set(_Position(value))
-    else:
-        holder.lsn = max(holder.lsn, value)
+    _advance(value, wrote=False)
 
 
 @contextlib.contextmanager
 def fresh_position() -> Iterator[_Position]:
-    """Run the block in a context of its own: no earlier write steers its reads."""
-    token = _position.set(_Position())
+    """Run the block (a request) with a position of its own: no earlier write steers its
+    reads, and what it and its tasks commit is seen here at the end."""
+    holder = _Position(shared=True)
+    token = _position.set(holder)
     try:
-        yield _position.get()  # type: ignore[misc]
+        yield holder
     finally:
         _position.reset(token)
 
 
+def _advance(lsn: int, *, wrote: bool) -> None:
+    holder = _position.get()
+    if holder is not None and holder.shared:
+        holder.lsn = max(holder.lsn, lsn)
+        holder.wrote = holder.wrote or wrote
+        return
+    new = _Position(max(lsn, holder.lsn if holder is not None else 0))
+    new.wrote = wrote or (holder is not None and holder.wrote)
+    _position.set(new)
+
+
 def note_commit(lsn: int) -> None:
     """Record that this context committed a write ending at or before ``lsn``."""
-    holder = _position.get()
-    if holder is None:
-        holder = _Position()
-        _position.set(holder)
-    holder.lsn = max(holder.lsn, lsn)
-    holder.wrote = True
+    _advance(lsn, wrote=True)
 
 
 def required_lsn() -> int:
