@@ -370,7 +370,7 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
             sync_session_class=session_class,
             join_transaction_mode="create_savepoint",
         )
-    else:  # a connection of its own: the session runs it (AUTOCOMMIT has no savepoints)
+    else:  # a replica's connection (checked out now, to fail over), or the primary's engine
         router = get_router()
         connection, replica = await router.connect()
         session = AsyncSession(
