@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import refuse_production
+from bench.common import peak_rss_mib, refuse_production
 from project import db, dbadmin, fixtures
 from project.urls import DatabaseURL
 
@@ -31,16 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def manage(url: DatabaseURL, *args: str) -> float:
     """Run ``manage.py`` on ``url`` in a child; return its peak RSS in MiB."""
     env = dict(os.environ, DATABASE_URL=url.render(hide_password=False))
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed with status {status}")
-    return usage.ru_maxrss / 1024
+    return peak_rss_mib(str(ROOT / "manage.py"), list(args), env, str(ROOT))
 
 
 async def fresh(url: DatabaseURL) -> None:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import refuse_production
+from bench.common import peak_rss_mib, refuse_production
 from project import db, dbadmin, migrations, seeding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,16 +28,7 @@ COUNT = 100_000
 
 def peak_rss_mb(count: int, env: dict[str, str]) -> float:
     """Run ``manage.py seed --count`` in a child and return its peak RSS in MiB."""
-    child = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "seed", "--count", str(count)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"seed --count {count} failed with status {status}")
-    return usage.ru_maxrss / 1024
+    return peak_rss_mib(str(ROOT / "manage.py"), ["seed", "--count", str(count)], env, str(ROOT))
 
 
 async def executemany_rows_per_s(url: object) -> float:
