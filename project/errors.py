@@ -46,7 +46,10 @@ def describe_database_error(error: BaseException) -> str | None:
     text = first_line(str(cause))
     if name == "InvalidCatalogNameError":
         return f"cannot connect to {_where()}: {text or name}{_createdb_hint(text)}"
-    if isinstance(cause, OSError | TimeoutError) or name in {
+    # A socket error names no file; an OSError that does (a file that cannot be written)
+    # is no connection failure.
+    connecting = isinstance(cause, OSError) and getattr(cause, "filename", None) is None
+    if connecting or name in {
         "InvalidPasswordError",
         "InvalidAuthorizationSpecificationError",
         "CannotConnectNowError",

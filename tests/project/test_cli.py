@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -607,3 +608,21 @@ def test_startapp_refuses_before_writing_anything(tmp_path: Path) -> None:
     written = startapp("cart", base_dir=tmp_path)
     assert tmp_path / "tests" / "apps" / "cart" / "__init__.py" in written
     assert (tmp_path / "apps" / "cart" / "models.py").exists()
+
+
+async def test_a_refused_connection_is_a_connection_error_but_a_file_error_is_not(
+    db_url: DatabaseURL, tmp_path: Path
+) -> None:
+    from project import dbadmin
+    from project.errors import describe_database_error
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError) as refused:
+        await dbadmin.connect(DatabaseURL.parse(f"postgresql://u@127.0.0.1:{port}/x"), timeout=5)
+    assert str(describe_database_error(refused.value)).startswith("cannot connect to ")
+    with pytest.raises(FileNotFoundError) as unwritable:
+        (tmp_path / "missing" / "out.json").open("w")
+    assert describe_database_error(unwritable.value) is None
+    assert describe(unwritable.value).startswith("FileNotFoundError: ")
