@@ -46,7 +46,7 @@ from project.shell.namespace import (
     make_session,
 )
 from project.shell.recovery import Recovery
-from project.shell.tracebacks import format_error, sql_error
+from project.shell.tracebacks import database_note, format_error, one_line, sql_error
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
@@ -272,8 +272,26 @@ class Shell:
         app.initialize(argv=[])
         self._ipython = app.shell
         app.shell.loop_runner = self._run_cell
+        if not self.full_tracebacks:
+            self._short_database_errors(app.shell)
         print(self.banner("ipython", verbose=verbose), flush=True)
         app.start()
+
+    def _short_database_errors(self, ipython: Any) -> None:
+        """Make IPython show a database error as its message, as the asyncio REPL does
+        (IPython's public ``set_custom_exc``); ``%tb`` and ``tb()`` still show it all."""
+        from sqlalchemy.exc import DBAPIError
+
+        from project.exceptions import DatabaseUnavailable
+
+        def show(
+            shell: Any, etype: type[BaseException], value: BaseException, *_: Any, **__: Any
+        ) -> None:
+            sys.last_type, sys.last_value, sys.last_traceback = etype, value, value.__traceback__
+            text = database_note(value) or sql_error(value) or one_line(value)
+            print(self.scrub(f"{text}\n(%tb or tb() shows the full traceback.)"), file=sys.stderr)
+
+        ipython.set_custom_exc((DBAPIError, DatabaseUnavailable), show)
 
     def _run_cell(self, coroutine: Coroutine[Any, Any, T]) -> T:
         self._cell = self.loop.create_task(self._recovering(coroutine))

@@ -877,6 +877,26 @@ def test_ipython_awaits_on_the_shells_loop(probe: Probe, terminals: list[Termina
     assert probe.count() == 0
 
 
+def test_ipython_shows_a_database_error_short_and_recovers(
+    probe: Probe, terminals: list[Terminal]
+) -> None:
+    pytest.importorskip("IPython")
+    env = dict(probe.env, IPY_TEST_SIMPLE_PROMPT="1")
+    terminal = open_shell(terminals, env, "-i", "ipython", prompt="In [1]: ")
+
+    def cell(line: str, number: int) -> str:
+        os.write(terminal.fd, line.encode() + b"\n")
+        return terminal.expect(f"In [{number}]: ")
+
+    out = cell("await session.execute(text('select * from no_such_table'))", 2)
+    assert 'ProgrammingError: relation "no_such_table" does not exist' in out
+    assert "Traceback" not in out
+    assert len(out.strip().splitlines()) < 8
+    assert "1\n" in cell("print(await session.scalar(text('select 1')))", 3)
+    terminal.send(b"exit()\n")
+    assert terminal.wait() == 0
+
+
 _WITHOUT_IPYTHON = """
 import sys
 sys.modules["IPython"] = None  # as if it were not installed
