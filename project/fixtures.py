@@ -23,11 +23,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -398,6 +399,31 @@ def _json_array(path: Path, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
 
 # --- checking values ----------------------------------------------------------------------
 
+# An escaped NUL in JSON text: \u0000 after an even number of backslashes.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_dumps = json.JSONEncoder(allow_nan=False).encode  # json.dumps' output, never NaN
+
+
+def _integer_range(kind: Any) -> tuple[int, int]:
+    from sqlalchemy import types
+
+    bits = (
+        16
+        if isinstance(kind, types.SmallInteger)
+        else 64
+        if isinstance(kind, types.BigInteger)
+        else 32
+    )
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _kind_name(kind: Any) -> str:
+    from sqlalchemy import types
+
+    if isinstance(kind, types.SmallInteger):
+        return "smallint"
+    return "bigint" if isinstance(kind, types.BigInteger) else "integer"
+
 
 def _parser(column: Column[Any]) -> Callable[[Any], Any]:
     """Return a function that checks a fixture value for ``column`` and returns what COPY
@@ -426,7 +452,18 @@ def _parser(column: Column[Any]) -> Callable[[Any], Any]:
 
         return check
     if isinstance(kind, types.JSON):
-        return to_wire or (lambda value: value)
+
+        def check(value: Any) -> Any:
+            try:
+                # What seeding's converter sends, refusing what PostgreSQL cannot store.
+                text = _dumps(value)
+            except ValueError:
+                raise ValueError("holds a number that is not finite (NaN or Infinity)") from None
+            if "\\u0000" in text and _JSON_NUL.search(text):
+                raise ValueError("holds a NUL character (\\u0000), which PostgreSQL cannot store")
+            return text
+
+        return check
     if isinstance(kind, types.Uuid):
 
         def check(value: Any) -> Any:
@@ -446,8 +483,13 @@ def _parser(column: Column[Any]) -> Callable[[Any], Any]:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
                 raise ValueError(f"{value!r} is not an ISO 8601 date and time") from None
-            if aware and parsed.tzinfo is None:
-                raise ValueError(f"{value!r} has no time zone")
+            if aware:
+                if parsed.tzinfo is None:
+                    raise ValueError(f"{value!r} has no time zone")
+                try:  # what the driver sends; PostgreSQL stores it in UTC
+                    parsed = parsed.astimezone(UTC)
+                except OverflowError:
+                    raise ValueError(f"{value!r} is out of range in UTC") from None
             return parsed
 
         return check
@@ -459,9 +501,13 @@ def _parser(column: Column[Any]) -> Callable[[Any], Any]:
 
         return check
     if isinstance(kind, types.Integer):
+        low, high = _integer_range(kind)
+        out_of_range = f"is out of range for {_kind_name(kind)} ({low} to {high})"
 
         def check(value: Any) -> Any:
             need(value, int, "an integer")
+            if not low <= value <= high:
+                raise ValueError(f"{value} {out_of_range}")
             return value
 
         return check
@@ -469,7 +515,13 @@ def _parser(column: Column[Any]) -> Callable[[Any], Any]:
 
         def check(value: Any) -> Any:
             need(value, (int, float), "a number")
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ValueError(f"{value!r} is not a finite number")
+            return number
 
         return check
     if isinstance(kind, types.String):
@@ -479,6 +531,8 @@ def _parser(column: Column[Any]) -> Callable[[Any], Any]:
             need(value, str, "a string")
             if length is not None and len(value) > length:
                 raise ValueError(f"is {len(value)} characters long; at most {length} fit")
+            if "\x00" in value:
+                raise ValueError("holds a NUL character (\\x00), which PostgreSQL cannot store")
             return value
 
         return check
@@ -628,7 +682,22 @@ class _Loader:
                 f"ALTER TABLE {_q(stage.name)} ADD COLUMN _file integer, ADD COLUMN _record bigint"
             )
             stage.created = True
-        await copy_records(self.conn, stage.name, stage.columns, stage.rows)
+        import asyncpg
+
+        try:
+            await copy_records(self.conn, stage.name, stage.columns, stage.rows)
+        except (asyncpg.PostgresError, OverflowError, ValueError, TypeError) as error:
+            # The checks should have caught it; name the batch's records at least.
+            first, last = stage.rows[0], stage.rows[-1]
+            table = stage.name.removeprefix(STAGE_PREFIX)
+            where = f"{self.files[first[-2]]}, record {first[-1]}"
+            if last[-2] != first[-2]:
+                where += f" to {self.files[last[-2]]}, record {last[-1]}"
+            elif last[-1] != first[-1]:
+                where += f" to {last[-1]}"
+            raise FixtureError(
+                f"{where} ({table}): cannot store a value: {type(error).__name__}: {error}"
+            ) from None
         stage.rows = []
 
     async def write(self) -> int:
@@ -676,13 +745,14 @@ class _Loader:
             f"{path}, record {row['_record']} ({table.name}): {values} matches no row of {parent}"
         )
 
-    async def _upsert(self, table: Table) -> int:
+    def _upsert_rows(self, table: Table) -> str:
+        """Return the SELECT of the rows the upsert writes into ``table``, one per key (the
+        last loaded), with the record each comes from in ``_file`` and ``_record``."""
         from sqlalchemy.dialects import postgresql
 
         stage = _q(self.stages[table.name].name)
         (pk,) = table.primary_key.columns
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-        names = [c.name for c in table.columns]
         values = []
         for column in table.columns:
             value = f"s.{_q(column.name)}"
@@ -695,13 +765,20 @@ class _Loader:
                     else str(arg.compile(dialect=dialect))
                 )
                 value = f"coalesce({value}, {sql})"
-            values.append(value)
+            values.append(f"{value} AS {_q(column.name)}")
+        return (
+            f"SELECT DISTINCT ON (s.{_q(pk.name)}) {', '.join(values)}, s._file, s._record "
+            f"FROM {stage} s ORDER BY s.{_q(pk.name)}, s._file DESC, s._record DESC"
+        )
+
+    async def _upsert(self, table: Table) -> int:
+        (pk,) = table.primary_key.columns
+        names = [c.name for c in table.columns]
         changed = [n for n in names if n != pk.name]
         listed = ", ".join(map(_q, names))
         statement = (
             f"INSERT INTO {_q(table.name)} AS t ({listed}) "
-            f"SELECT DISTINCT ON (s.{_q(pk.name)}) {', '.join(values)} FROM {stage} s "
-            f"ORDER BY s.{_q(pk.name)}, s._file DESC, s._record DESC "
+            f"SELECT {listed} FROM ({self._upsert_rows(table)}) s "
             f"ON CONFLICT ({_q(pk.name)}) DO UPDATE SET "
             + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changed)
             + f" WHERE ({', '.join(f't.{_q(n)}' for n in changed)}) IS DISTINCT FROM "
@@ -732,9 +809,45 @@ class _Loader:
             # A savepoint, so that the staged rows can still be read to name the culprit.
             async with self.conn.transaction():
                 status = await self.conn.execute(statement)
+        except asyncpg.CheckViolationError as error:
+            raise await self._check_violation(table, error) from None
         except asyncpg.IntegrityConstraintViolationError as error:
             raise await self._violation(table, error) from None
+        except asyncpg.PostgresError as error:
+            raise self._table_error(table, f"{type(error).__name__}: {error}") from None
         return int(status.rsplit(" ", 1)[-1])
+
+    def _table_error(self, table: Table, problem: str) -> FixtureError:
+        files = ", ".join(map(str, self.files))
+        return FixtureError(f"{files}: the rows for {table.name}: {problem}")
+
+    async def _check_violation(self, table: Table, error: Any) -> FixtureError:
+        """Return the error for a CHECK constraint a row broke, naming the first record
+        whose row, as the upsert writes it, fails the constraint's expression."""
+        name = error.constraint_name
+        detail = getattr(error, "detail", None) or ""
+        broke = f"breaks {name}" + (f" ({detail})" if detail else "")
+        stage = self.stages.get(table.name)
+        definition = await self.conn.fetchval(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "WHERE c.conrelid = $1::regclass AND c.conname = $2 AND c.contype = 'c'",
+            _q(table.name),
+            name,
+        )
+        found = definition and re.fullmatch(r"CHECK \((.*)\)( NOT VALID)?", definition, re.S)
+        if stage is not None and found and table.name not in self._links():
+            rows = self._upsert_rows(table)
+            row = await self.conn.fetchrow(
+                f"SELECT _file, _record FROM ({rows}) s WHERE NOT ({found[1]}) "
+                "ORDER BY _file, _record LIMIT 1"
+            )
+            if row is not None:
+                path = self.files[row["_file"]]
+                return FixtureError(f"{path}, record {row['_record']} ({table.name}): {broke}")
+        return self._table_error(table, broke)
+
+    def _links(self) -> set[str]:
+        return {m.table.name for s in self.specs.values() for m in s.many}
 
     async def _violation(self, table: Table, error: Any) -> FixtureError:
         """Return the error for a constraint a table's rows broke, naming the record whose

@@ -165,6 +165,7 @@ def _bad_inputs(data: list[dict[str, Any]], tmp_path: Path) -> list[tuple[Path, 
     """Return bad fixture files and a fragment of the one line each must give."""
     tool = next(r for r in data if r["model"] == "tools.Tool")
     node = next(r for r in data if r["model"] == "workflows.Node")
+    workflow = next(r for r in data if r["model"] == "workflows.Workflow")
     changed = {**tool, "fields": {**tool["fields"], "description": "must not be written"}}
 
     def variant(record: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -207,6 +208,46 @@ def _bad_inputs(data: list[dict[str, Any]], tmp_path: Path) -> list[tuple[Path, 
         ("long.json", [changed, variant(tool, name="x" * 201)], "field name: is 201 characters"),
         ("null.json", [changed, variant(tool, name=None)], "field name must not be null"),
         (
+            "int32.json",
+            [changed, variant(workflow, version=99999999999)],
+            "int32.json, record 2: workflows.Workflow " + workflow["pk"] + ": field version: "
+            "99999999999 "
+            "is out of range for integer",
+        ),
+        (
+            "nul.json",
+            [changed, variant(tool, description="a\x00b")],
+            "nul.json, record 2: tools.Tool " + tool["pk"] + ": field description: holds a NUL",
+        ),
+        (
+            "jsonnul.json",
+            [changed, variant(tool, config={"deep": ["x", {"k": "a\x00"}]})],
+            "jsonnul.json, record 2: tools.Tool " + tool["pk"] + ": field config: holds a NUL",
+        ),
+        (
+            "jsoninf.json",
+            [changed, variant(tool, config={"big": float("inf")})],
+            "jsoninf.json, record 2: tools.Tool " + tool["pk"] + ": field config: holds a number "
+            "that is not finite",
+        ),
+        (
+            "float.json",
+            [changed, variant(node, position_x=float("inf"))],
+            "float.json, record 2: workflows.Node " + node["pk"] + ": field position_x: inf is "
+            "not a finite number",
+        ),
+        (
+            "utc.json",
+            [changed, variant(tool, created_at="0001-01-01T00:00:00+05:00")],
+            "utc.json, record 2: tools.Tool " + tool["pk"] + ": field created_at: "
+            "'0001-01-01T00:00:00+05:00' is out of range in UTC",
+        ),
+        (
+            "check.json",
+            [changed, node, variant(node, node_type="agent", tool_id=None, agent_id=None)],
+            "check.json, record 3 (nodes): breaks ck_nodes_agent_iff_agent_node",
+        ),
+        (
             "unique.json",
             [changed, {**tool, "pk": "01a23189-0000-7000-8000-00000000000a"}],
             "unique.json, record 2 (tools): breaks uq_tools_name_live (Key (name)=",
@@ -217,6 +258,9 @@ def _bad_inputs(data: list[dict[str, Any]], tmp_path: Path) -> list[tuple[Path, 
         path = tmp_path / name
         path.write_text(json.dumps(content))
         files.append((path, fragment))
+    huge = tmp_path / "huge.json"  # 1e400 reads as inf
+    huge.write_text(json.dumps([changed, variant(node, position_y=0.5)]).replace("0.5", "1e400"))
+    files.append((huge, "huge.json, record 2: workflows.Node " + node["pk"] + ": field position_y"))
     whole = json.dumps([changed, *data[:20]])
     truncated = tmp_path / "truncated.json"
     truncated.write_text(whole[: len(whole) // 2])
