@@ -20,6 +20,7 @@ naming the file and the record, and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -139,9 +140,19 @@ def _q(name: str) -> str:
 def _included(table: Table, alias: str, path: tuple[str, ...], depth: list[int]) -> str:
     """Return SQL that is true for a row of ``table`` a dump without deleted rows keeps:
     not soft-deleted, and every row it references kept too."""
+    conditions = _live(table, alias) + _references_kept(table, alias, path, depth)
+    return " AND ".join(conditions) or "true"
+
+
+def _live(table: Table, alias: str) -> list[str]:
+    return [f"{alias}.deleted_at IS NULL"] if "deleted_at" in table.c else []
+
+
+def _references_kept(
+    table: Table, alias: str, path: tuple[str, ...], depth: list[int]
+) -> list[str]:
+    """Return the conditions that every row a row of ``table`` references is kept."""
     conditions = []
-    if "deleted_at" in table.c:
-        conditions.append(f"{alias}.deleted_at IS NULL")
     for fk in sorted(table.foreign_key_constraints, key=lambda c: str(c.name)):
         parent = fk.referred_table
         if parent.name in path:  # a cycle: the database's constraint is enough
@@ -156,11 +167,19 @@ def _included(table: Table, alias: str, path: tuple[str, ...], depth: list[int])
         conditions.append(
             f"({nulls} OR EXISTS (SELECT 1 FROM {_q(parent.name)} {other} WHERE {where}))"
         )
-    return " AND ".join(conditions) or "true"
+    return conditions
+
+
+KEPT = "_kept"  # the column of dump_query telling a live row whose references are kept
 
 
 def dump_query(spec: ModelSpec, *, include_deleted: bool) -> str:
-    """Return the SELECT that streams ``spec``'s rows in key order."""
+    """Return the SELECT that streams ``spec``'s rows in key order.
+
+    Without deleted rows, it selects the live rows, and when the table references others,
+    a last column ``_kept`` that is false for a row referencing a left-out row: the dump
+    skips those and counts them.
+    """
     columns = [f"t.{_q(c.name)}" for c in spec.columns]
     for index, many in enumerate(spec.many):
         target_join = ""
@@ -175,9 +194,13 @@ def dump_query(spec: ModelSpec, *, include_deleted: bool) -> str:
             f"WHERE s{index}.{_q(many.local)} = t.{_q(spec.pk)}{target_join} "
             f"ORDER BY s{index}.{_q(many.remote)}) AS {_q(many.name)}"
         )
-    where = (
-        "" if include_deleted else f" WHERE {_included(spec.table, 't', (spec.table.name,), [0])}"
-    )
+    where = ""
+    if not include_deleted:
+        live = _live(spec.table, "t")
+        where = f" WHERE {' AND '.join(live)}" if live else ""
+        references = _references_kept(spec.table, "t", (spec.table.name,), [0])
+        if references:
+            columns.append(f"({' AND '.join(references)}) AS {KEPT}")
     return (
         f"SELECT {', '.join(columns)} FROM {_q(spec.table.name)} t{where} ORDER BY t.{_q(spec.pk)}"
     )
@@ -189,11 +212,26 @@ def _encode(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("not finite")
         return str(value)
     raise TypeError(f"cannot write a {type(value).__name__} to a fixture")
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, default=_encode)
+# allow_nan=False: NaN and Infinity are not JSON, and loaddata would refuse them.
+_encoder = json.JSONEncoder(ensure_ascii=False, default=_encode, allow_nan=False)
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Decimal):
+        return not value.is_finite()
+    if isinstance(value, dict):
+        return any(_not_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_not_finite(v) for v in value)
+    return False
 
 
 async def _json_codecs(conn: asyncpg.Connection) -> None:
@@ -202,10 +240,34 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def require_tables(conn: asyncpg.Connection, tables: Sequence[Table]) -> None:
+    """Fail with one line saying to migrate when a table of ``tables`` does not exist."""
+    names = list(dict.fromkeys(t.name for t in tables))
+    missing = await conn.fetchval(
+        "SELECT array_agg(n ORDER BY i) FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i) "
+        "WHERE to_regclass(quote_ident(n)) IS NULL",
+        names,
+    )
+    if missing:
+        which = "" if len(missing) == len(names) else f" (it has no table {missing[0]})"
+        raise FixtureError(f"the database is not migrated{which}; run `manage.py migrate` first")
+
+
+def _tables(specs: Sequence[ModelSpec]) -> list[Table]:
+    return [t for spec in specs for t in (spec.table, *(m.table for m in spec.many))]
+
+
 async def dump_records(
-    conn: asyncpg.Connection, specs: Sequence[ModelSpec], *, include_deleted: bool
+    conn: asyncpg.Connection,
+    specs: Sequence[ModelSpec],
+    *,
+    include_deleted: bool,
+    left_out: dict[str, int] | None = None,
 ) -> AsyncIterator[str]:
-    """Yield each record as one line of JSON, model by model, streamed from the server."""
+    """Yield each record as one line of JSON, model by model, streamed from the server.
+
+    ``left_out`` counts, by table, the live rows skipped for referencing a left-out row.
+    """
     await _json_codecs(conn)
     for spec in specs:
         names = [c.name for c in spec.columns] + [m.name for m in spec.many]
@@ -213,28 +275,118 @@ async def dump_records(
         pairs = [(i, n) for i, n in enumerate(names) if i != pk_index]
         head = '{"model": ' + json.dumps(spec.label) + ', "pk": '
         encode = _encoder.encode
-        async for row in conn.cursor(
-            dump_query(spec, include_deleted=include_deleted), prefetch=PREFETCH
-        ):
+        query = dump_query(spec, include_deleted=include_deleted)
+        has_kept = not include_deleted and _references_kept(
+            spec.table, "t", (spec.table.name,), [0]
+        )
+        kept = len(names) if has_kept else -1
+        skipped = 0
+        async for row in conn.cursor(query, prefetch=PREFETCH):
+            if kept >= 0 and not row[kept]:
+                skipped += 1
+                continue
             fields = {n: row[i] for i, n in pairs}
-            yield f'{head}"{row[pk_index]}", "fields": {encode(fields)}}}'
+            try:
+                text = encode(fields)
+            except ValueError:
+                name = next(n for n, v in fields.items() if _not_finite(v))
+                raise FixtureError(
+                    f"cannot dump {spec.label} {row[pk_index]}: field {name} holds "
+                    f"{fields[name]!r}, which JSON cannot hold (NaN or Infinity)"
+                ) from None
+            yield f'{head}"{row[pk_index]}", "fields": {text}}}'
+        if skipped and left_out is not None:
+            left_out[spec.table.name] = left_out.get(spec.table.name, 0) + skipped
 
 
-def _open_output(path: Path | None) -> IO[str]:
-    if path is None:
+OUTPUT_FORMATS = ".json, .jsonl, .json.gz or .jsonl.gz"
+
+
+class _Output:
+    """Where a dump goes: stdout, or a temporary file beside ``path`` that replaces it
+    only when the dump succeeds, so a failed dump leaves an existing file alone."""
+
+    def __init__(self, path: Path | None) -> None:
+        import os
         import sys
+        import tempfile
 
-        return sys.stdout
-    raw = path.open("wb")
-    if path.suffix == ".gz":
-        # mtime=0 and no file name in the header: the same data gives the same bytes.
-        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-        return io.TextIOWrapper(compressed, encoding="utf-8", newline="\n")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        self.path = path
+        self.temp: Path | None = None
+        if path is None:
+            self.stream: IO[str] = sys.stdout
+            return
+        if not _is_json_name(path.name):
+            raise FixtureError(f"cannot write {path}: unknown fixture format; use {OUTPUT_FORMATS}")
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mask = os.umask(0)
+            os.umask(mask)
+            mode = 0o666 & ~mask
+        try:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        except OSError as error:
+            raise FixtureError(f"cannot write {path}: {error.strerror}") from None
+        self.temp = Path(name)
+        os.fchmod(fd, mode)
+        raw = os.fdopen(fd, "wb")
+        if path.suffix == ".gz":
+            # mtime=0 and no file name in the header: the same data gives the same bytes.
+            compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            self.stream = io.TextIOWrapper(compressed, encoding="utf-8", newline="\n")
+        else:
+            self.stream = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+
+    def commit(self) -> None:
+        """Finish the output: flush stdout, or close the file and move it into place."""
+        if self.temp is None or self.path is None:
+            self.stream.flush()
+            return
+        try:
+            self.stream.close()
+            self.temp.replace(self.path)
+        except OSError as error:
+            self.discard()
+            raise FixtureError(f"cannot write {self.path}: {error.strerror}") from None
+        self.temp = None
+
+    def discard(self) -> None:
+        """Drop a file output that failed; stdout gets what was already written."""
+        if self.temp is None:
+            self.stream.flush()
+            return
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        self.temp.unlink(missing_ok=True)
+        self.temp = None
+
+
+def _is_json_name(name: str) -> bool:
+    return name.removesuffix(".gz").endswith((".json", ".jsonl"))
 
 
 def _is_jsonl(path: Path) -> bool:
     return path.name.removesuffix(".gz").endswith(".jsonl")
+
+
+@dataclass(frozen=True)
+class DumpReport:
+    """What a dump wrote, and which live rows it left out."""
+
+    records: int
+    left_out: dict[str, int]
+
+    def note(self) -> str | None:
+        """Return the line on the rows left out for referencing a left-out row (or None)."""
+        if not self.left_out:
+            return None
+        parts = [f"{count} {table}" for table, count in self.left_out.items()]
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return (
+            f"Note: left out {listed} that reference soft-deleted rows; "
+            "--include-deleted keeps them"
+        )
 
 
 async def dump(
@@ -243,41 +395,54 @@ async def dump(
     output: Path | None = None,
     *,
     include_deleted: bool = False,
-) -> int:
-    """Write the models ``names`` (all when empty) to ``output`` (stdout); return the count.
+) -> DumpReport:
+    """Write the models ``names`` (all when empty) to ``output`` (stdout, also for ``-``).
 
-    One REPEATABLE READ snapshot covers every table, so the dump is consistent.
+    One REPEATABLE READ snapshot covers every table, so the dump is consistent. A file is
+    written beside ``output`` and renamed over it on success; stdout gets nothing until
+    the first query has run.
     """
     from project import dbadmin
 
     specs = select_models(model_specs(), names)
+    if output is not None and str(output) == "-":
+        output = None
     lines = output is not None and _is_jsonl(output)
-    conn = await dbadmin.connect(url)
+    out = _Output(output)  # before connecting: a place it cannot write fails first
     count = 0
+    left_out: dict[str, int] = {}
     try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            out = _open_output(output)
-            try:
+        conn = await dbadmin.connect(url)
+        try:
+            await require_tables(conn, _tables(specs))
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                started = False
+
+                def write(text: str) -> None:
+                    nonlocal started
+                    if not started and not lines:  # only once the first query has run
+                        text = "[" + text
+                    started = True
+                    out.stream.write(text)
+
                 buffer: list[str] = []
-                if not lines:
-                    out.write("[")
-                async for record in dump_records(conn, specs, include_deleted=include_deleted):
-                    buffer.append(record if lines else ("\n" if count == 0 else ",\n") + record)
+                records = dump_records(
+                    conn, specs, include_deleted=include_deleted, left_out=left_out
+                )
+                async for record in records:
+                    buffer.append(f"{record}\n" if lines else (",\n" if count else "\n") + record)
                     count += 1
                     if len(buffer) >= PREFETCH:
-                        out.write("\n".join(buffer) + "\n" if lines else "".join(buffer))
+                        write("".join(buffer))
                         buffer.clear()
-                if lines:
-                    out.write("".join(f"{r}\n" for r in buffer))
-                else:
-                    out.write("".join(buffer) + "\n]\n")
-            finally:
-                out.flush()
-                if output is not None:
-                    out.close()
-    finally:
-        await conn.close()
-    return count
+                write("".join(buffer) + ("" if lines else "\n]\n"))
+        finally:
+            await conn.close()
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+    return DumpReport(count, left_out)
 
 
 # --- reading fixture files ----------------------------------------------------------------
@@ -893,6 +1058,7 @@ async def load(url: DatabaseURL, paths: Sequence[Path]) -> LoadReport:
     specs = model_specs()
     conn = await dbadmin.connect(url)
     try:
+        await require_tables(conn, _tables(list(specs.values())))
         loader = _Loader(conn, specs)
         async with conn.transaction():
             for path in paths:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from project import dbadmin, fixtures
 from project.urls import DatabaseURL
-from tests.support import error_line, ok, run_manage
+from tests.support import ROOT, error_line, ok, run_manage
 
 
 def manage(url: DatabaseURL, *args: str) -> subprocess.CompletedProcess[str]:
@@ -129,6 +129,20 @@ async def test_soft_deleted_rows_and_what_hangs_off_them_are_left_out(
     every = records(everything)
     assert rsi in {r["pk"] for r in every}
     assert any(r["fields"].get("tool_id") == rsi for r in every)
+
+    # The rule stays, but a dump says what it left out and why.
+    nodes = sum(r["model"] == "workflows.Node" for r in every)
+    dropped = nodes - sum(r["model"] == "workflows.Node" for r in live)
+    assert dropped > 0
+    result = manage(source, "dumpdata", "tools", "agents", "workflows.Node", "-o", str(kept))
+    ok(result)
+    assert result.stderr.splitlines()[-1] == (
+        f"Note: left out {dropped} nodes that reference soft-deleted rows; "
+        "--include-deleted keeps them"
+    )
+    assert records(kept) == live
+    result = manage(source, "dumpdata", "tools", "--include-deleted", "-o", str(kept))
+    assert "Note:" not in ok(result) + result.stderr
 
 
 def test_loaddata_upserts_on_the_key_and_replaces_many_to_many_sets(
@@ -324,3 +338,54 @@ async def test_large_json_arrays_are_read_in_chunks(
     empty = tmp_path / "empty.json"
     empty.write_text(" [ ] \n")
     assert list(fixtures.iter_records(empty)) == []
+
+
+def test_dumpdata_output_names_and_places(source: DatabaseURL, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "x.json"
+    line = error_line(manage(source, "dumpdata", "tools", "-o", str(missing)))
+    assert line == f"Error: cannot write {missing}: No such file or directory"
+    yaml = tmp_path / "x.yaml"
+    line = error_line(manage(source, "dumpdata", "tools", "-o", str(yaml)))
+    assert line == (
+        f"Error: cannot write {yaml}: unknown fixture format; "
+        "use .json, .jsonl, .json.gz or .jsonl.gz"
+    )
+    assert not yaml.exists()
+    dash = manage(source, "dumpdata", "tools", "-o", "-")
+    assert records_from(dash) == records_from(manage(source, "dumpdata", "tools"))
+    assert not (ROOT / "-").exists()
+    assert "Dumped" not in dash.stderr
+
+
+def test_a_failed_dump_leaves_the_file_and_stdout_alone(
+    scratch_db: DatabaseURL, tmp_path: Path
+) -> None:
+    backup = tmp_path / "backup.json"
+    backup.write_text('[{"precious": true}]\n')
+    migrate = "Error: the database is not migrated; run `manage.py migrate` first"
+    result = manage(scratch_db, "dumpdata", "-o", str(backup))
+    assert error_line(result) == migrate
+    assert backup.read_text() == '[{"precious": true}]\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["backup.json"]  # no temporary left
+    result = manage(scratch_db, "dumpdata")
+    assert error_line(result) == migrate
+    assert result.stdout == ""
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    assert error_line(manage(scratch_db, "loaddata", str(empty))) == migrate
+
+
+async def test_dumpdata_never_writes_nan_or_infinity(source: DatabaseURL, tmp_path: Path) -> None:
+    pk = await sql(
+        source,
+        "UPDATE nodes SET position_x = 'Infinity' WHERE id = "
+        "(SELECT id FROM nodes ORDER BY id LIMIT 1) RETURNING id",
+    )
+    out = tmp_path / "nodes.json"
+    out.write_text("[]\n")
+    line = error_line(manage(source, "dumpdata", "workflows.Node", "-o", str(out)))
+    assert line == (
+        f"Error: cannot dump workflows.Node {pk}: field position_x holds inf, "
+        "which JSON cannot hold (NaN or Infinity)"
+    )
+    assert out.read_text() == "[]\n"

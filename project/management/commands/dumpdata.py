@@ -10,8 +10,8 @@ import click
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here (.json, .jsonl, optionally .gz) instead of stdout.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write here (.json, .jsonl, optionally .gz) instead of stdout ('-': stdout).",
 )
 @click.option("--include-deleted", is_flag=True, help="Dump soft-deleted rows too.")
 def command(models: tuple[str, ...], output: Path | None, include_deleted: bool) -> None:
@@ -19,8 +19,12 @@ def command(models: tuple[str, ...], output: Path | None, include_deleted: bool)
     from project import db, fixtures
 
     fixtures.select_models(fixtures.model_specs(), models)  # a bad name: nothing written
-    count = db.run(
+    if output is not None and str(output) == "-":
+        output = None
+    report = db.run(
         fixtures.dump(db.database_url(), models, output, include_deleted=include_deleted)
     )
     if output is not None:
-        click.echo(f"Dumped {count} records to {output}", err=True)
+        click.echo(f"Dumped {report.records} records to {output}", err=True)
+    if (note := report.note()) is not None:
+        click.echo(note, err=True)
