@@ -52,7 +52,7 @@ class TableSummary:
     """One table's estimated row count and sizes."""
 
     name: str
-    estimated_rows: int | None  # None: never analyzed
+    estimated_rows: int | None  # None: never analyzed and no statistics yet
     table_bytes: int
     index_bytes: int
 
@@ -83,10 +83,13 @@ class DatabaseInfo:
 
 _TABLES_SQL = """
 SELECT c.relname AS name,
-       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS estimated_rows,
+       -- Never analyzed yet (reltuples -1): the statistics' live-row count instead.
+       CASE WHEN c.reltuples < 0 THEN s.n_live_tup ELSE c.reltuples::bigint END
+           AS estimated_rows,
        pg_table_size(c.oid) AS table_bytes,
        pg_indexes_size(c.oid) AS index_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()
 ORDER BY c.relname
 """

@@ -143,3 +143,18 @@ def test_unknown_names_exit_1_with_did_you_mean(
     db_url: DatabaseURL, args: tuple[str, ...], message: str
 ) -> None:
     assert error_line(manage(db_url, *args)) == message
+
+
+async def test_showdb_counts_rows_of_a_table_never_analyzed(scratch_db: DatabaseURL) -> None:
+    from project import dbadmin
+
+    conn = await dbadmin.connect(scratch_db)
+    try:
+        await conn.execute("CREATE TABLE fresh (x int)")
+        await conn.execute("INSERT INTO fresh SELECT generate_series(1, 3)")
+        await conn.execute("SELECT pg_stat_force_next_flush()")  # no wait for the stats
+    finally:
+        await conn.close()
+    data = json.loads(ok(manage(scratch_db, "showdb", "--json")))
+    (fresh,) = [t for t in data["tables"] if t["name"] == "fresh"]
+    assert fresh["estimated_rows"] == 3
