@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,20 +31,11 @@ from pathlib import Path
 from bench.common import refuse_production
 from project import db, dbadmin
 from project.urls import DatabaseURL
+from tests.support import copy_project
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD = 5.0  # seconds the blocking transaction lives
 RUNS = 5
-
-
-def copy_project(root: Path) -> Path:
-    """Copy the project's code (no .venv, .data or .git) to ``root``."""
-    root.mkdir(parents=True)
-    for name in ("manage.py", "alembic.ini", "pyproject.toml"):
-        shutil.copy2(ROOT / name, root / name)
-    for name in ("project", "apps", "migrations"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
 
 
 def add_revision(project: Path, down: str, upgrade: str, name: str = "bench") -> str:
