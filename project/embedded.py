@@ -68,12 +68,23 @@ def ensure_running(data_dir: Path = DATA_DIR) -> DatabaseURL:
     return url
 
 
+def bin_dir() -> Path:
+    """Return the directory of the embedded PostgreSQL's programs (psql, initdb, ...).
+
+    The one place that reads it from ``pgserver._commands``: pgserver has no public name
+    for it. ``tests/project/test_embedded.py`` fails if it moves.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 def _ensure_database(url: DatabaseURL) -> None:
     """Create the default database on a freshly started server if it is missing."""
-    from pgserver._commands import POSTGRES_BIN_PATH
-
     query = url.query_dict
-    psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", query["host"], "-p", query["port"]]
+    psql = [str(bin_dir() / "psql"), "-h", query["host"], "-p", query["port"]]
     psql += ["-U", "postgres", "-d", "postgres", "-tAc"]
     found = subprocess.run(
         [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DEFAULT_DATABASE}'"],

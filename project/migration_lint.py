@@ -606,8 +606,6 @@ def _reviewed_marks(module: Any, revision: str) -> dict[str, str]:
 def lint(revisions: Sequence[str] = (), *, target: str = "heads") -> list[Verdict]:
     """Lint ``revisions`` (default: every one up to ``target``), rendering the history's
     upgrade SQL offline once; return their verdicts, oldest first."""
-    from alembic.runtime.environment import EnvironmentContext
-
     from project import migrations
 
     out = io.StringIO()
@@ -618,14 +616,7 @@ def lint(revisions: Sequence[str] = (), *, target: str = "heads") -> list[Verdic
         if name in ("base", "head", "heads") or name.startswith(("+", "-")):
             raise CommandError(f"lintmigrations takes revision ids, got {name!r}")
 
-    def upgrade(rev: Any, context: Any) -> Any:
-        return script._upgrade_revs(target, rev)
-
-    with (
-        migrations._translated(),
-        EnvironmentContext(config, script, fn=upgrade, as_sql=True, destination_rev=target),
-    ):
-        script.run_env()
+    migrations.render_upgrade(config, script, target)
 
     def marks(revision: str) -> dict[str, str]:
         found = script.get_revision(revision)

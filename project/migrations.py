@@ -722,11 +722,28 @@ def sqlmigrate(revision: str) -> str:
 def _merge_sql(target: str, parents: tuple[str, ...]) -> str:
     """Return the SQL of merge revision ``target`` alone, starting from all its parents
     (``upgrade parent:target --sql`` would also render the other parents' branches)."""
-    from alembic.runtime.environment import EnvironmentContext
-
     out = io.StringIO()
     config = alembic_config(out)
-    script = script_directory(config)
+    render_upgrade(config, script_directory(config), target, starting_rev=parents)
+    return out.getvalue()
+
+
+def render_upgrade(
+    config: Config,
+    script: ScriptDirectory,
+    target: str,
+    *,
+    starting_rev: str | tuple[str, ...] | None = None,
+) -> None:
+    """Render the upgrade to ``target`` offline into ``config``'s output, on a
+    ScriptDirectory the caller already has (``command.upgrade`` would load another).
+
+    The one place that calls Alembic's ``ScriptDirectory._upgrade_revs``, the step
+    function ``command.upgrade`` itself uses: no public API takes several starting
+    revisions or an existing ScriptDirectory. ``tests/project/test_migrations.py`` fails
+    if it goes away.
+    """
+    from alembic.runtime.environment import EnvironmentContext
 
     def upgrade(rev: Any, context: Any) -> Any:
         return script._upgrade_revs(target, rev)
@@ -738,12 +755,11 @@ def _merge_sql(target: str, parents: tuple[str, ...]) -> str:
             script,
             fn=upgrade,
             as_sql=True,
-            starting_rev=parents,
+            starting_rev=starting_rev,
             destination_rev=target,
         ),
     ):
         script.run_env()
-    return out.getvalue()
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from project.embedded import bin_dir
 from project.urls import DatabaseURL
 
 DATABASE = "app"
 TIMEOUT = 60.0
-
-
-def bin_dir() -> Path:
-    """Return the directory of the embedded PostgreSQL's programs."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-    return Path(POSTGRES_BIN_PATH)
 
 
 def server_user() -> str | None:

@@ -778,3 +778,10 @@ def test_migrate_minus_one_on_the_command_line(scratch_db: DatabaseURL) -> None:
     usage = manage("migrate", "--nope", url=scratch_db)  # a real unknown option still is one
     assert usage.returncode == 2
     assert "No such option '--nope'" in usage.stderr
+
+
+def test_alembic_still_has_the_step_function_render_upgrade_uses() -> None:
+    """If this fails, Alembic renamed it: fix ``migrations.render_upgrade``."""
+    from alembic.script import ScriptDirectory
+
+    assert callable(getattr(ScriptDirectory, "_upgrade_revs", None))

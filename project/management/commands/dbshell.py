@@ -3,22 +3,17 @@
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import click
-
-from project.exceptions import CommandError
 
 
 def _psql() -> str:
     found = shutil.which("psql")
     if found:
         return found
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-    except ImportError:  # pragma: no cover - pgserver is a dependency
-        raise CommandError("psql is not installed") from None
-    return str(Path(POSTGRES_BIN_PATH) / "psql")
+    from project import embedded
+
+    return str(embedded.bin_dir() / "psql")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
