@@ -35,6 +35,22 @@ def run_manage(
     )
 
 
+def run_python(
+    *args: str, env: Mapping[str, str], stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` in the project as a real process, ``stdin`` as its input."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def copy_project(root: Path) -> Path:
     """Copy the project (no .venv, .data or .git) to ``root``; return ``root``."""
     root.mkdir(parents=True)

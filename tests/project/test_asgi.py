@@ -6,8 +6,6 @@ import hashlib
 import logging
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -17,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from project import db
 from project.asgi import create_app
-from project.conf import BASE_DIR, settings_from
+from project.conf import settings_from
 from project.exceptions import ImproperlyConfigured
 from project.urls import DatabaseURL
 from tests.apiclient import api_client, settings
+from tests.support import run_python
 
 TOKEN = "a-long-enough-test-token-0123456789"
 NEW_TOOL = {"name": "rsi", "tool_type": "technical_indicator"}
@@ -261,14 +260,7 @@ def test_bad_api_tokens_are_refused_without_showing_them(raw: str, message: str)
 def test_importing_the_app_connects_to_nothing() -> None:
     # A server that is not there: any connection attempt at import would fail or hang.
     env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{_free_port()}/none"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import project.asgi; print(len(project.asgi.app.routes))"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    code = "import project.asgi; print(len(project.asgi.app.routes))"
+    result = run_python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 5

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -20,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import QueuePool
 
 from project import db, dbadmin, liveness
-from project.conf import BASE_DIR, get_settings
+from project.conf import get_settings
 from project.models import (
     NAMING_CONVENTION,
     SoftDeleteMixin,
@@ -28,6 +26,7 @@ from project.models import (
     UUIDPrimaryKeyMixin,
 )
 from project.urls import DatabaseURL
+from tests.support import run_python
 
 
 class DbSampleBase(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, DeclarativeBase):
@@ -167,15 +166,7 @@ def test_importing_opens_no_connection() -> None:
     )
     # Nothing listens on port 9: any connection attempt would fail.
     env = {**os.environ, "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:9/nowhere"}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["nowhere", "0"]
 

@@ -29,6 +29,7 @@ from project.apps import apps
 from project.models import Base
 from project.shell.namespace import SQL_NAMES
 from project.urls import DatabaseURL
+from tests.support import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPw"
@@ -58,16 +59,7 @@ def shell(*args: str, env: Mapping[str, str], stdin: str = "") -> subprocess.Com
 
 def python(*args: str, env: Mapping[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` in the project off a terminal, ``stdin`` as its input."""
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_python(*args, env=env, stdin=stdin, timeout=TIMEOUT)
 
 
 def _take_terminal() -> None:
@@ -855,16 +847,26 @@ def test_leaving_a_script_with_uncommitted_changes_says_they_were_dropped(probe:
 # --- IPython -----------------------------------------------------------------------
 
 
-def test_ipython_awaits_on_the_shells_loop(probe: Probe, terminals: list[Terminal]) -> None:
+def open_ipython(probe: Probe, terminals: list[Terminal], *args: str) -> Terminal:
+    """Open ``shell -i ipython ARGS`` on a terminal, skipping without IPython."""
     pytest.importorskip("IPython")
     env = dict(probe.env, IPY_TEST_SIMPLE_PROMPT="1")  # input() instead of prompt_toolkit
-    terminal = open_shell(terminals, env, "-i", "ipython", "--sandbox", prompt="In [1]: ")
+    return open_shell(terminals, env, "-i", "ipython", *args, prompt="In [1]: ")
+
+
+def ipython_cell(terminal: Terminal, line: str, number: int) -> str:
+    """Type ``line`` into IPython; return its output up to prompt ``In [number]``."""
+    os.write(terminal.fd, line.encode() + b"\n")
+    return terminal.expect(f"In [{number}]: ")
+
+
+def test_ipython_awaits_on_the_shells_loop(probe: Probe, terminals: list[Terminal]) -> None:
+    terminal = open_ipython(probe, terminals, "--sandbox")
     assert "IPython" in terminal.output
     assert "SANDBOX" in terminal.output
 
     def cell(line: str, number: int) -> str:
-        os.write(terminal.fd, line.encode() + b"\n")
-        return terminal.expect(f"In [{number}]: ")
+        return ipython_cell(terminal, line, number)
 
     cell("import asyncio; await asyncio.sleep(0); loop = asyncio.get_running_loop()", 2)
     cell("await session.execute(text('insert into shell_probe values (1)'))", 3)
@@ -880,13 +882,10 @@ def test_ipython_awaits_on_the_shells_loop(probe: Probe, terminals: list[Termina
 def test_ipython_shows_a_database_error_short_and_recovers(
     probe: Probe, terminals: list[Terminal]
 ) -> None:
-    pytest.importorskip("IPython")
-    env = dict(probe.env, IPY_TEST_SIMPLE_PROMPT="1")
-    terminal = open_shell(terminals, env, "-i", "ipython", prompt="In [1]: ")
+    terminal = open_ipython(probe, terminals)
 
     def cell(line: str, number: int) -> str:
-        os.write(terminal.fd, line.encode() + b"\n")
-        return terminal.expect(f"In [{number}]: ")
+        return ipython_cell(terminal, line, number)
 
     out = cell("await session.execute(text('select * from no_such_table'))", 2)
     assert 'ProgrammingError: relation "no_such_table" does not exist' in out
