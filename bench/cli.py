@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import refuse_production
-from project import db, dbadmin
+from project import db
+from project.db import admin as dbadmin
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 7

@@ -11,8 +11,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from project import db, dbadmin
-from project.urls import DatabaseURL
+from project import db
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 
 
 def refuse_production() -> None:

@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 from bench.common import peak_rss_mib, refuse_production
-from project import db, dbadmin, fixtures
-from project.urls import DatabaseURL
+from project import db
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
+from project.seeding import fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 

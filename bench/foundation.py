@@ -20,7 +20,8 @@ from sqlalchemy import MetaData, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bench.common import bench_database, best_of, now, refuse_production
-from project import db, dbadmin
+from project import db
+from project.db import admin as dbadmin
 from project.models import NAMING_CONVENTION, SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
 
 ROWS = 10_000

@@ -29,8 +29,9 @@ import uuid
 from pathlib import Path
 
 from bench.common import refuse_production
-from project import db, dbadmin
-from project.urls import DatabaseURL
+from project import db
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from tests.support import copy_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def add_revision(project: Path, down: str, upgrade: str, name: str = "bench") ->
 
 def head() -> str:
     """Return the repository's head revision (the copy starts from the same)."""
-    from project import migrations
+    from project.migrate import api as migrations
 
     found = migrations.script_directory().get_current_head()
     assert found is not None

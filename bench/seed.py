@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import peak_rss_mib, refuse_production
-from project import db, dbadmin, migrations, seeding
+from project import db, seeding
+from project.db import admin as dbadmin
+from project.migrate import api as migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNT = 100_000

@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import bench_database, now, refuse_production
 from project import db
 from project.conf import BASE_DIR, VARIABLES
-from project.urls import DatabaseURL
+from project.db.url import DatabaseURL
 
 REQUESTS = 3_000
 WARMUP = 300
@@ -45,7 +45,7 @@ def _bare_app() -> Any:
     import asyncpg
     from fastapi import FastAPI, HTTPException
 
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     pool: list[asyncpg.Pool] = []
 

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 from bench.common import refuse_production
-from project import db, dbadmin
+from project import db
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from project.testing import databases
-from project.urls import DatabaseURL
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 7

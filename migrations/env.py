@@ -24,7 +24,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
-from project import migration_safety, migrations
+from project.migrate import api as migrations
+from project.migrate import safety as migration_safety
 
 config = context.config
 target_metadata = migrations.target_metadata()

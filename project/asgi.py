@@ -15,7 +15,7 @@ from project import db
 from project.api import errors, health
 from project.api.auth import require_write_access
 from project.apps import apps
-from project.replicas import ReadYourWritesMiddleware
+from project.db.replicas import ReadYourWritesMiddleware
 
 
 def create_app() -> FastAPI:

@@ -1,4 +1,4 @@
-"""The domain's enumerations, stored as their string values (see ``project.columns``)."""
+"""The domain's enumerations, stored as their string values (see ``project.orm.types``)."""
 
 from enum import StrEnum
 

@@ -39,7 +39,7 @@ def scrub(message: str) -> str:
     import dataclasses
 
     from project.conf import get_settings  # conf imports this module: not at the top
-    from project.urls import MASK, DatabaseURL
+    from project.db.url import MASK, DatabaseURL
 
     try:
         settings = get_settings()

@@ -21,7 +21,7 @@ from apps.tools.models import Tool
 from project.api.schemas import After, Limit, Output, Page, Patch
 from project.db import ReadSessionDep, SessionDep
 from project.enums import AuthMode, ModelProvider
-from project.repository import Repository
+from project.orm.repository import Repository
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

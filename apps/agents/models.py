@@ -9,9 +9,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from apps.tools.models import Tool
-from project.columns import EnumString
 from project.enums import AuthMode, ModelProvider
 from project.models import Base
+from project.orm.types import EnumString
 
 agent_tools = Table(
     "agent_tools",

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from apps.agents.factories import AgentFactory
 from apps.agents.models import Agent, agent_tools
 from project.enums import ModelProvider
-from project.factory_rows import rows
+from project.factories.rows import rows
 from project.seeding import SeedContext, seeder
 
 BUILTIN_AGENTS: list[tuple[str, ModelProvider, str, list[str]]] = [

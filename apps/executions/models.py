@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from apps.workflows.models import Node, Workflow
-from project.columns import EnumString
 from project.enums import ExecutionStatus, TriggerType
 from project.models import Base
+from project.orm.types import EnumString
 
 _FINISHED_AFTER_START = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from apps.executions.factories import NodeExecutionFactory, WorkflowExecutionFactory
 from apps.executions.models import NodeExecution, WorkflowExecution
-from project.columns import uuid7
-from project.factory_rows import rows
+from project.factories.rows import rows
+from project.orm.types import uuid7
 from project.seeding import SeedContext, seeder
 
 NODE_RUNS_PER_RUN = 10

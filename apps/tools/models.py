@@ -8,9 +8,9 @@ from sqlalchemy import Index, String, Text, text, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from project.columns import EnumString
 from project.enums import ToolType
 from project.models import Base
+from project.orm.types import EnumString
 
 
 class Tool(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.tools.factories import ToolFactory
 from apps.tools.models import Tool
 from project.enums import ToolType
-from project.factory_rows import rows
+from project.factories.rows import rows
 from project.seeding import SeedContext, seeder
 
 BUILTIN_TOOLS: list[tuple[str, ToolType, str]] = [

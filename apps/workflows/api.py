@@ -22,7 +22,7 @@ from project.api.schemas import After, Limit, Output, Page, Patch
 from project.db import ReadSessionDep, SessionDep
 from project.enums import ExecutionStatus, NodeType, TriggerType
 from project.exceptions import NotFound
-from project.repository import Repository
+from project.orm.repository import Repository
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

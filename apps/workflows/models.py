@@ -27,9 +27,9 @@ from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, sele
 
 from apps.agents.models import Agent
 from apps.tools.models import Tool
-from project.columns import EnumString
 from project.enums import NodeType, TriggerType
 from project.models import Base, VersionedMixin
+from project.orm.types import EnumString
 
 if TYPE_CHECKING:
     from sqlalchemy import Select

@@ -7,9 +7,9 @@ from typing import Any
 
 from apps.workflows.factories import EdgeFactory, NodeFactory, WorkflowFactory
 from apps.workflows.models import Edge, Node, Workflow
-from project.columns import uuid7
 from project.enums import NodeType
-from project.factory_rows import rows
+from project.factories.rows import rows
+from project.orm.types import uuid7
 from project.seeding import SeedContext, seeder
 
 #: The demo graph: (name, type, tool, agent), then edges between positions with conditions.

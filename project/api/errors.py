@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from project.exceptions import Conflict, InvalidCursor, NotFound, scrub, summary
-from project.repository import conflict_from
+from project.orm.repository import conflict_from
 
 logger = logging.getLogger("project.api")
 
@@ -85,7 +85,7 @@ class CatchUnexpected:
         try:
             await self.app(scope, receive, tracked)
         except Exception as error:
-            from project.errors import describe_database_error
+            from project.db.errors import describe_database_error
 
             line = scrub(describe_database_error(error) or summary(error))
             logger.error("%s %s failed: %s", scope.get("method"), scope.get("path"), line)

@@ -37,7 +37,7 @@ class Health(BaseModel):
 @functools.cache
 def migration_heads() -> tuple[str, ...]:
     """Return the migration scripts' heads, read once per process."""
-    from project import migrations
+    from project.migrate import api as migrations
 
     return tuple(migrations.script_directory().get_heads())
 

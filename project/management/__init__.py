@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import click
 
-from project import shutdown
 from project.exceptions import ProjectError, first_line, scrub, summary
+from project.management import shutdown
 
 __all__ = ["call_command", "cli", "describe", "main", "scrub"]
 
@@ -121,7 +121,7 @@ def describe(error: BaseException) -> str:
     """Return one line that says what went wrong."""
     if isinstance(error, ProjectError):
         return first_line(str(error))
-    from project.errors import describe_database_error
+    from project.db.errors import describe_database_error
 
     return describe_database_error(error) or summary(error)
 

@@ -68,7 +68,7 @@ def database_label(settings: Settings) -> str:
     """Return the configured database as text, password hidden, without connecting."""
     if settings.database_url is not None:
         return str(settings.database_url)
-    from project import embedded
+    from project.db import embedded
 
     url = embedded.running_url()
     if url is not None:

@@ -9,7 +9,7 @@ import traceback
 
 def database_note(error: BaseException) -> str | None:
     """Return a line saying the database is unavailable, if that is what ``error`` means."""
-    from project.errors import describe_database_error
+    from project.db.errors import describe_database_error
     from project.exceptions import DatabaseUnavailable
 
     if isinstance(error, DatabaseUnavailable):

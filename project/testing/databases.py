@@ -24,10 +24,10 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from project import dbadmin
 from project.conf import BASE_DIR
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from project.exceptions import ProjectError
-from project.urls import DatabaseURL
 
 if TYPE_CHECKING:
     import asyncpg
@@ -65,7 +65,7 @@ def fingerprint() -> str:
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from project.migrations import target_metadata
+    from project.migrate.api import target_metadata
 
     digest = hashlib.sha256()
     migrations_dir = BASE_DIR / "migrations"
@@ -265,7 +265,7 @@ async def ensure_template(
 
 
 def _migrate(url: DatabaseURL) -> None:
-    from project import migrations
+    from project.migrate import api as migrations
 
     # The URL goes to the migration alone: the process's own database stays as it is.
     migrations.upgrade("head", echo=lambda _: None, url=url)
@@ -399,7 +399,7 @@ def server_url() -> DatabaseURL:
     settings = get_settings()
     if settings.database_url is not None:
         return settings.database_url
-    from project import embedded
+    from project.db import embedded
 
     return embedded.ensure_running()
 

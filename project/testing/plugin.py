@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from project import shutdown
+from project.management import shutdown
 from project.testing import loop
 
 # Cache compiled modules and pytest's rewritten test modules even where the environment
 # sets PYTHONDONTWRITEBYTECODE: otherwise every run, and every xdist worker, compiles the
 # whole suite again. The caches go to the git-ignored __pycache__ folders.
 sys.dont_write_bytecode = False
-# A test process exits without collecting its heap first (see project.shutdown).
+# A test process exits without collecting its heap first (see project.management.shutdown).
 shutdown.skip_final_collections()
 # Start-up (SQLAlchemy, the models, Faker) and collection make almost no garbage, yet the
 # collector ran some 150 times over what they build, 40 ms of a worker's CPU here: it
@@ -45,8 +45,8 @@ gc.disable()
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+    from project.db.url import DatabaseURL
     from project.testing.databases import WorkerDatabase
-    from project.urls import DatabaseURL
 
 _worker_db: WorkerDatabase | None = None
 
@@ -246,7 +246,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Refuse to run a test when an earlier one left project.db pointed elsewhere: its
     writes would go to that database, not to this process's test database."""
-    db = sys.modules.get("project.db")
+    db = sys.modules.get("project.db.session")
     if _worker_db is not None and db is not None and db.database_url() != _worker_db.url:
         pytest.fail(
             f"project.db points at {db.database_url()} instead of the test database "
@@ -330,7 +330,8 @@ async def transactional_db(db_url: DatabaseURL) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def scratch_db(db_url: DatabaseURL) -> Generator[DatabaseURL, None, None]:
     """Point ``project.db`` and the commands at a new, empty database for this test."""
-    from project import db, dbadmin
+    from project import db
+    from project.db import admin as dbadmin
     from project.testing import databases
 
     url = db_url.with_database(f"{db_url.database}_scratch"[:63])

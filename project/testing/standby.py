@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from project.embedded import bin_dir
-from project.urls import DatabaseURL
+from project.db.embedded import bin_dir
+from project.db.url import DatabaseURL
 
 DATABASE = "app"
 TIMEOUT = 60.0

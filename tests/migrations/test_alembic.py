@@ -24,10 +24,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from project import migrations
 from project.db import sqlalchemy_url
+from project.db.url import DatabaseURL
+from project.migrate import api as migrations
 from project.testing import loop
-from project.urls import DatabaseURL
 
 __all__ = [
     "test_model_definitions_match_ddl",

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from project import db
 from project.asgi import create_app
 from project.conf import settings_from
+from project.db import session as db
+from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
-from project.urls import DatabaseURL
 from tests.apiclient import api_client, settings
 from tests.support import run_python
 

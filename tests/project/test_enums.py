@@ -12,9 +12,9 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from project.columns import ENUM_LENGTH, EnumString
 from project.enums import AuthMode, ExecutionStatus, ModelProvider, NodeType, ToolType, TriggerType
 from project.models import NAMING_CONVENTION, UUIDPrimaryKeyMixin
+from project.orm.types import ENUM_LENGTH, EnumString
 from project.testing.sql import recorded_statements
 
 EXPECTED: dict[type[StrEnum], list[str]] = {

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from apps.tools.models import Tool
-from project import conf, dbadmin
-from project.columns import EnumString
+from project import conf
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from project.enums import ExecutionStatus, NodeType, ToolType
-from project.urls import DatabaseURL
+from project.orm.types import EnumString
 from tests.support import copy_project
 
 PASSWORD = "Hunter2-Secret"  # trust auth accepts it; it must never be printed

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from project import dbadmin
-from project.urls import DatabaseURL
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from tests.support import ROOT, copy_project, write_revision
 
 TRIALS = 5

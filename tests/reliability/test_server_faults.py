@@ -12,10 +12,11 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.tools.models import Tool
-from project import db, dbadmin
+from project import db
 from project.conf import get_settings, override_settings
+from project.db import admin as dbadmin
+from project.db.url import DatabaseURL
 from project.enums import ToolType
-from project.urls import DatabaseURL
 
 
 async def terminate_backends(url: DatabaseURL) -> int:

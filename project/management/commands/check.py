@@ -30,8 +30,9 @@ def _deploy_problems() -> list[str]:
 
 def _check_replicas(deploy: bool) -> list[str]:
     """Report each replica with its lag; unreachable ones are problems under ``--deploy``."""
-    from project import db, replicas
+    from project import db
     from project.conf import get_settings
+    from project.db import replicas
 
     urls = db.replica_urls()
     if not urls:
@@ -60,9 +61,11 @@ def _check_replicas(deploy: bool) -> list[str]:
 @click.option("--deploy", is_flag=True, help="Also check settings for production.")
 def command(deploy: bool) -> None:
     """Check settings, the database connection, the migration heads and the models."""
-    from project import db, dbadmin, migrations
+    from project import db
     from project.conf import get_settings
+    from project.db import admin as dbadmin
     from project.db import database_url
+    from project.migrate import api as migrations
 
     settings = get_settings()
     problems: list[str] = []

@@ -6,7 +6,8 @@ import click
 @click.command()
 def command() -> None:
     """Create the configured database."""
-    from project import db, dbadmin
+    from project import db
+    from project.db import admin as dbadmin
     from project.db import direct_database_url
 
     url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE

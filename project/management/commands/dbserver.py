@@ -7,7 +7,7 @@ import click
 @click.argument("action", type=click.Choice(["start", "stop", "status"]), default="status")
 def command(action: str) -> None:
     """Start, stop or show the embedded PostgreSQL (used when DATABASE_URL is unset)."""
-    from project import embedded
+    from project.db import embedded
 
     if action == "start":
         click.echo(f"running: {embedded.ensure_running()}")

@@ -11,7 +11,7 @@ def _psql() -> str:
     found = shutil.which("psql")
     if found:
         return found
-    from project import embedded
+    from project.db import embedded
 
     return str(embedded.bin_dir() / "psql")
 
@@ -20,7 +20,7 @@ def _psql() -> str:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def command(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database (extra arguments go to psql)."""
-    from project import dbadmin
+    from project.db import admin as dbadmin
     from project.db import database_url
 
     params = dbadmin.connect_kwargs(database_url())

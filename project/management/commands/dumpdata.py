@@ -16,7 +16,8 @@ import click
 @click.option("--include-deleted", is_flag=True, help="Dump soft-deleted rows too.")
 def command(models: tuple[str, ...], output: Path | None, include_deleted: bool) -> None:
     """Dump the rows of every model, or of MODELS (app or app.Model), as a fixture."""
-    from project import db, fixtures
+    from project import db
+    from project.seeding import fixtures
 
     fixtures.select_models(fixtures.model_specs(), models)  # a bad name: nothing written
     if output is not None and str(output) == "-":

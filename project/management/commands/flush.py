@@ -9,7 +9,8 @@ from project.management.base import confirm, destructive
 @destructive
 def command(yes: bool, force_production: bool) -> None:
     """Delete every row, keeping the schema and the migration history."""
-    from project import db, dbadmin
+    from project import db
+    from project.db import admin as dbadmin
     from project.db import direct_database_url
 
     url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE

@@ -13,7 +13,7 @@ def command(revisions: tuple[str, ...]) -> None:
     Lints every revision, or REVISIONS. Exits 1 on any finding not marked as reviewed in
     its revision file (reviewed = {"rule-name": "why it is safe"}).
     """
-    from project import migration_lint
+    from project.migrate import lint as migration_lint
 
     verdicts = migration_lint.lint(revisions)
     unsafe = [f for v in verdicts for f in v.unsafe]

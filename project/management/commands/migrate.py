@@ -11,8 +11,8 @@ from project.exceptions import CommandError
 from project.management.base import confirm, destructive
 
 if TYPE_CHECKING:
-    from project.migration_lint import Verdict
-    from project.migrations import Plan
+    from project.migrate.api import Plan
+    from project.migrate.lint import Verdict
 
 _STEP = re.compile(r"-[0-9]+\Z")
 
@@ -49,7 +49,7 @@ def command(
     lintmigrations); each revision then runs under MIGRATE_DDL_LOCK_TIMEOUT, retried on a
     lock timeout MIGRATE_DDL_RETRIES times.
     """
-    from project import migrations
+    from project.migrate import api as migrations
 
     if as_sql:
         text, note = migrations.planned_sql(revision)
@@ -75,7 +75,7 @@ def command(
         confirm(plan.describe(), yes=yes, force_production=force_production)
         migrations.downgrade(plan.target, echo=click.echo, from_heads=plan.heads)
         return
-    from project import migration_lint
+    from project.migrate import lint as migration_lint
 
     migration_lint.refuse_unsafe(verdicts(plan))
     migrations.upgrade(plan.target, echo=click.echo)
@@ -87,7 +87,8 @@ def command(
 def verdicts(plan: Plan) -> list[Verdict]:
     """Lint what an upgrade plan applies. A new database (no revision applied, no table)
     has no table anyone could be waiting on, so its history is not held against it."""
-    from project import migration_lint, migrations
+    from project.migrate import api as migrations
+    from project.migrate import lint as migration_lint
 
     if not plan.heads and not _has_tables():
         return []
@@ -99,7 +100,7 @@ def _has_tables() -> bool:
     """Tell whether the database holds any table outside the system schemas."""
     from sqlalchemy import text
 
-    from project import migrations
+    from project.migrate import api as migrations
 
     query = text(
         "SELECT EXISTS (SELECT 1 FROM pg_tables "
@@ -109,7 +110,7 @@ def _has_tables() -> bool:
 
 
 def _check(plan: Plan) -> None:
-    from project import migrations
+    from project.migrate import api as migrations
 
     at = ", ".join(plan.heads) or "base"
     if plan.direction == "noop":
@@ -126,7 +127,7 @@ def _check(plan: Plan) -> None:
 
 
 def _show(plan: Plan) -> None:
-    from project import migrations
+    from project.migrate import api as migrations
 
     at = ", ".join(plan.heads) or "base"
     if plan.direction == "noop":

@@ -10,7 +10,8 @@ def command() -> None:
     Idempotent: on a prepared database it changes nothing. The migration is the
     ``migrate`` command's: linted first, each revision under the DDL lock timeout.
     """
-    from project import db, dbadmin, seeding
+    from project import db, seeding
+    from project.db import admin as dbadmin
     from project.db import direct_database_url
     from project.management import call_command
 

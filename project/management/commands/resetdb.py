@@ -10,9 +10,11 @@ from project.management.base import confirm, destructive
 @destructive
 def command(seed: bool, yes: bool, force_production: bool) -> None:
     """Drop and recreate the database, then migrate it (and seed it with --seed)."""
-    from project import db, dbadmin, migrations
+    from project import db
+    from project.db import admin as dbadmin
     from project.db import direct_database_url
     from project.management import call_command
+    from project.migrate import api as migrations
 
     url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE
     confirm(f"drop and recreate {url.database!r}", yes=yes, force_production=force_production)

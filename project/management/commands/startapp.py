@@ -7,7 +7,7 @@ import click
 @click.argument("name")
 def command(name: str) -> None:
     """Create apps/NAME/ with models, factories, seeds, commands and a test."""
-    from project.scaffold import startapp
+    from project.management.scaffold import startapp
 
     for path in startapp(name):
         click.echo(f"Wrote {path}")

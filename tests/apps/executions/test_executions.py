@@ -17,10 +17,10 @@ from apps.executions.models import NodeExecution, WorkflowExecution
 from apps.workflows.factories import NodeFactory, WorkflowFactory
 from apps.workflows.models import Workflow
 from project import enums
-from project.columns import EnumString
 from project.enums import ExecutionStatus, TriggerType
 from project.factories import AsyncFactory
 from project.models import Base
+from project.orm.types import EnumString
 from tests.apps.helpers import assert_enum_rejected, count_rows, created_rows, violates
 
 RUNS_OF = "SELECT count(*) FROM node_executions WHERE workflow_execution_id = :id"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from project.db.url import DatabaseURL
 from project.management import call_command
-from project.urls import DatabaseURL
 
 
 def test_workflows_lists_each_workflow_with_its_graph_and_last_run(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from project.conf import BASE_DIR
+from project.db.url import DatabaseURL
 from project.testing import databases
-from project.urls import DatabaseURL
 
 pytest_plugins = ["pytester"]
 
@@ -89,7 +89,7 @@ def _server_database(db_url: DatabaseURL) -> str:
     settings_url = get_settings().database_url
     if settings_url is not None:
         return settings_url.database
-    from project import embedded
+    from project.db import embedded
 
     assert db is not None
     return embedded.DEFAULT_DATABASE
@@ -142,7 +142,7 @@ async def test_refuses_to_drop_or_truncate_non_test_databases(db_url: DatabaseUR
 async def test_template_reused_then_rebuilt_when_fingerprint_changes(
     db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "aaaaaaaaaaaa")
@@ -184,7 +184,7 @@ def test_fingerprint_follows_migration_files(
 async def test_a_crashed_runs_leftover_clone_is_replaced_not_trusted(
     db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "cccccccccccc")
@@ -224,7 +224,7 @@ CHANGES = {
 async def test_clean_clones_are_reused_changed_ones_never(
     change: str, db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "dddddddddddd")
@@ -255,7 +255,7 @@ async def test_clean_clones_are_reused_changed_ones_never(
 
 
 async def _execute(url: DatabaseURL, sql: str) -> None:
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     conn = await dbadmin.connect(url)
     try:
@@ -265,7 +265,7 @@ async def _execute(url: DatabaseURL, sql: str) -> None:
 
 
 def test_test_database_names_always_carry_the_prefix_and_never_collide() -> None:
-    from project.urls import DatabaseURL as URL
+    from project.db.url import DatabaseURL as URL
 
     assert databases.base_name(URL("app")) == "test_app"
     assert databases.base_name(URL("test_app")) == "test_test_app"  # never the app's own
@@ -279,7 +279,7 @@ def test_test_database_names_always_carry_the_prefix_and_never_collide() -> None
 async def test_create_db_rebuilds_once_per_run(
     db_url: DatabaseURL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from project import dbadmin
+    from project.db import admin as dbadmin
 
     server = db_url.with_database(f"plugincheck{os.getpid()}")
     monkeypatch.setattr(databases, "fingerprint", lambda: "eeeeeeeeeeee")

@@ -1,0 +1,1 @@
+"""Migrations on Alembic: the commands, the lock, safety, lint and autogenerate hooks."""

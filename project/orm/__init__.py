@@ -1,0 +1,1 @@
+"""The ORM layer: the declarative base and mixins, column types, repositories."""
