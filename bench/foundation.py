@@ -91,7 +91,7 @@ async def bulk_insert() -> dict[str, Any]:
 
 async def request_cycle() -> dict[str, Any]:
     await db.use_database(db.database_url())  # a fresh pooled engine with pre-ping on
-    pool = await asyncpg.create_pool(**dbadmin.connect_kwargs(db.database_url()), min_size=5)
+    pool = await asyncpg.create_pool(**db.database_url().connect_kwargs(), min_size=5)
     assert pool is not None
     try:
 

@@ -4,7 +4,8 @@ The names the contract gives ``project.db`` are made in ``project.db.session`` a
 from there on first use, so importing this package (or ``project.db.url``, which settings
 use) costs nothing and connects nowhere. The package's other modules:
 
-- ``url``: ``DatabaseURL``, parsed and printed without the password;
+- ``url``: ``DatabaseURL``, parsed, printed without the password, converted per client;
+- ``target``: which database is in use, the one answer to that question;
 - ``session``: the engine, the sessions, ``bind_to()``/``use_session()``, read sessions;
 - ``replicas``: which replica serves a read, and read-your-writes;
 - ``liveness``: whether an idle pooled connection is dead, without a round trip;
@@ -27,12 +28,9 @@ if TYPE_CHECKING:
         SessionDep,
         async_session,
         bind_to,
-        configured_url,
         create_engine,
         create_read_engine,
         current_session,
-        database_url,
-        direct_database_url,
         dispose,
         engine,
         get_db,
@@ -44,10 +42,15 @@ if TYPE_CHECKING:
         run,
         session_scope,
         set_database_url,
-        sqlalchemy_url,
         use_database,
         use_replicas,
         use_session,
+    )
+    from project.db.target import (
+        configured_url,
+        database_label,
+        database_url,
+        direct_database_url,
     )
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "create_engine",
     "create_read_engine",
     "current_session",
+    "database_label",
     "database_url",
     "direct_database_url",
     "dispose",
@@ -73,15 +77,24 @@ __all__ = [
     "run",
     "session_scope",
     "set_database_url",
-    "sqlalchemy_url",
     "use_database",
     "use_replicas",
     "use_session",
 ]
 
 
+_TARGET = {
+    "configured_url",
+    "database_label",
+    "database_url",
+    "direct_database_url",
+}
+
+
 def __getattr__(name: str) -> Any:
     # ``from project.db import engine`` loads the session module then, not at import.
+    if name in _TARGET:
+        return getattr(import_module("project.db.target"), name)
     if name in __all__:
         return getattr(import_module("project.db.session"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

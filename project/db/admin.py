@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from project.db.url import DatabaseURL
 from project.exceptions import CommandError
@@ -29,21 +29,6 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect_kwargs(url: DatabaseURL) -> dict[str, Any]:
-    """Return asyncpg.connect() arguments for ``url``, TLS mode included."""
-    query = url.query_dict
-    kwargs: dict[str, Any] = {
-        "host": query.get("host", url.host),
-        "port": int(query["port"]) if "port" in query else url.port,
-        "user": url.username,
-        "password": url.password,
-        "database": url.database,
-        # asyncpg takes libpq's sslmode values as ``ssl``; either spelling is accepted.
-        "ssl": query.get("ssl", query.get("sslmode")),
-    }
-    return {k: v for k, v in kwargs.items() if v is not None}
-
-
 async def connect(url: DatabaseURL, *, timeout: float = 10.0) -> asyncpg.Connection:
     """Open a raw asyncpg connection to ``url``.
 
@@ -52,7 +37,7 @@ async def connect(url: DatabaseURL, *, timeout: float = 10.0) -> asyncpg.Connect
     """
     import asyncpg
 
-    return await asyncpg.connect(**connect_kwargs(url), timeout=timeout, statement_cache_size=0)
+    return await asyncpg.connect(**url.connect_kwargs(), timeout=timeout, statement_cache_size=0)
 
 
 @asynccontextmanager

@@ -82,20 +82,19 @@ def bin_dir() -> Path:
 
 
 def _ensure_database(url: DatabaseURL) -> None:
-    """Create the default database on a freshly started server if it is missing."""
-    query = url.query_dict
-    psql = [str(bin_dir() / "psql"), "-h", query["host"], "-p", query["port"]]
-    psql += ["-U", "postgres", "-d", "postgres", "-tAc"]
-    found = subprocess.run(
-        [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DEFAULT_DATABASE}'"],
-        capture_output=True,
-        text=True,
-        check=True,
+    """Create the default database on a freshly started server if it is missing.
+
+    psql is the client here (this runs before any event loop); it quotes the name itself,
+    as a literal (``:'name'``) and, through ``format('%I')``, as an identifier.
+    """
+    script = (
+        "SELECT format('CREATE DATABASE %I', :'name') "
+        "WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \\gexec\n"
     )
-    if found.stdout.strip() != "1":
-        subprocess.run(
-            [*psql, f'CREATE DATABASE "{DEFAULT_DATABASE}"'], capture_output=True, check=True
-        )
+    psql = [str(bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql += ["-v", f"name={DEFAULT_DATABASE}"]
+    env = {**os.environ, **url.with_database("postgres").libpq_env()}
+    subprocess.run(psql, input=script, env=env, capture_output=True, text=True, check=True)
 
 
 def stop(data_dir: Path = DATA_DIR) -> bool:
@@ -104,7 +103,8 @@ def stop(data_dir: Path = DATA_DIR) -> bool:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+        # Public: pgserver exports one function per program, made at import (no stubs).
+        from pgserver import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)

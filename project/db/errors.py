@@ -5,17 +5,16 @@ from __future__ import annotations
 import re
 import sys
 
-from project.conf import get_settings
 from project.exceptions import ProjectError, first_line, summary
 
 
 def _where() -> str:
+    from project.db.target import database_label
+
     try:
-        db = sys.modules.get("project.db.session")  # when loaded, use_database() wins
-        url = db.configured_url() if db is not None else get_settings().database_url
+        return database_label()
     except ProjectError:
         return "the database"
-    return str(url) if url is not None else "the embedded PostgreSQL"
 
 
 def _createdb_hint(text: str) -> str:

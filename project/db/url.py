@@ -1,15 +1,23 @@
-"""Parse and print database URLs without ever showing the password.
+"""``DatabaseURL``: a PostgreSQL URL, parsed once, printed without the password, and
+converted to what each client takes (SQLAlchemy, asyncpg, libpq's environment for psql).
 
-Kept free of SQLAlchemy so that reading settings stays cheap (``manage.py --help``).
+Every translation of a URL into driver arguments is a method here, so the engine, the
+maintenance connections, the embedded server and ``dbshell`` agree on what a URL means.
+Kept free of SQLAlchemy so that reading settings stays cheap (``manage.py --help``);
+which URL is in use is ``project.db.target``'s answer.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from project.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 DRIVER = "postgresql+asyncpg"
 _SCHEMES = {"postgresql+asyncpg", "postgresql", "postgres"}
@@ -97,6 +105,47 @@ class DatabaseURL:
     def query_dict(self) -> dict[str, str]:
         """Return the query parameters as a dict."""
         return dict(self.query)
+
+    def to_sqlalchemy(self) -> URL:
+        """Return SQLAlchemy's URL for the asyncpg driver (imports SQLAlchemy)."""
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            DRIVER,
+            username=self.username,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            query=self.query_dict,
+        )
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Return ``asyncpg.connect()``'s arguments, the TLS mode included.
+
+        A ``host`` or ``port`` query parameter (a Unix socket's directory, as the embedded
+        server's URL has) wins over the URL's own, as in libpq.
+        """
+        query = self.query_dict
+        kwargs: dict[str, Any] = {
+            "host": query.get("host", self.host),
+            "port": int(query["port"]) if "port" in query else self.port,
+            "user": self.username,
+            "password": self.password,
+            "database": self.database,
+            # asyncpg takes libpq's sslmode values as ``ssl``; either spelling is accepted.
+            "ssl": query.get("ssl", query.get("sslmode")),
+        }
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    def libpq_env(self) -> dict[str, str]:
+        """Return libpq's environment variables (``PGHOST`` ...) for psql and its kin.
+
+        The password travels this way, never in a command line, where ``ps`` shows it.
+        """
+        names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER"}
+        names |= {"password": "PGPASSWORD", "database": "PGDATABASE", "ssl": "PGSSLMODE"}
+        return {names[key]: str(value) for key, value in self.connect_kwargs().items()}
 
     def __str__(self) -> str:
         return self.render()

@@ -394,14 +394,9 @@ async def clone(
 def server_url() -> DatabaseURL:
     """Return the settings' server URL without importing SQLAlchemy (the xdist controller
     only checks that the server answers)."""
-    from project.conf import get_settings
+    from project.db.target import database_url
 
-    settings = get_settings()
-    if settings.database_url is not None:
-        return settings.database_url
-    from project.db import embedded
-
-    return embedded.ensure_running()
+    return database_url()
 
 
 async def check_server(url: DatabaseURL) -> None:

@@ -24,7 +24,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from project.db import sqlalchemy_url
 from project.db.url import DatabaseURL
 from project.migrate import api as migrations
 from project.testing import loop
@@ -40,7 +39,7 @@ __all__ = [
 @pytest.fixture
 def alembic_engine(scratch_db: DatabaseURL) -> Iterator[AsyncEngine]:
     """Return an AsyncEngine on an empty database, as pytest-alembic's docs advise."""
-    engine = create_async_engine(sqlalchemy_url(scratch_db), poolclass=NullPool)
+    engine = create_async_engine(scratch_db.to_sqlalchemy(), poolclass=NullPool)
     yield engine
     loop.run(engine.dispose())
 

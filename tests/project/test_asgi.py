@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from project.asgi import create_app
 from project.conf import settings_from
 from project.db import session as db
+from project.db import target
 from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
 from tests.apiclient import api_client, settings
@@ -39,14 +40,15 @@ async def _tool_rows(session: AsyncSession) -> int:
 @pytest.fixture
 async def dead_database() -> AsyncIterator[DatabaseURL]:
     """Point project.db at a port where no server listens; put it back afterwards."""
-    url, engine = db._state.url, db._state.engine
+    url, engine = target.chosen(), db._state.engine
     dead = DatabaseURL(database="nowhere", host="127.0.0.1", port=_free_port())
     db.set_database_url(dead)
     try:
         yield dead
     finally:
         await db.dispose()
-        db._state.url, db._state.engine = url, engine
+        target.choose(url)
+        db._state.engine = engine
 
 
 # --- health -------------------------------------------------------------------------------

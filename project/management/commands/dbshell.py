@@ -20,23 +20,11 @@ def _psql() -> str:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def command(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database (extra arguments go to psql)."""
-    from project.db import admin as dbadmin
-    from project.db import database_url
+    from project.db.target import database_url
 
-    params = dbadmin.connect_kwargs(database_url())
-    env = dict(os.environ)
-    # The password travels in the environment, never in argv (visible in ps).
-    if "password" in params:
-        env["PGPASSWORD"] = params["password"]
-    if "ssl" in params:
-        env["PGSSLMODE"] = params["ssl"]
-    argv = [_psql(), "-d", params["database"]]
-    if "host" in params:
-        argv += ["-h", str(params["host"])]
-    if "port" in params:
-        argv += ["-p", str(params["port"])]
-    if "user" in params:
-        argv += ["-U", params["user"]]
-    code = subprocess.call([*argv, *psql_args], env=env)
+    # Everything, the password included, travels in libpq's environment: never in argv,
+    # which ps shows.
+    env = {**os.environ, **database_url().libpq_env()}
+    code = subprocess.call([_psql(), *psql_args], env=env)
     if code:
         raise click.exceptions.Exit(code)

@@ -124,14 +124,14 @@ def test_quote_identifier_rejects(name: str) -> None:
 
 def test_connect_kwargs() -> None:
     socket = DatabaseURL.parse("postgresql://me@/db?host=/run/pg&port=5433")
-    assert dbadmin.connect_kwargs(socket) == {
+    assert socket.connect_kwargs() == {
         "host": "/run/pg",
         "port": 5433,
         "user": "me",
         "database": "db",
     }
     tcp = DatabaseURL.parse("postgres://me:pw@db.example:6000/app")
-    assert dbadmin.connect_kwargs(tcp) == {
+    assert tcp.connect_kwargs() == {
         "host": "db.example",
         "port": 6000,
         "user": "me",
@@ -317,4 +317,4 @@ def test_production_allows_the_safe_commands(scratch_db: DatabaseURL) -> None:
 @pytest.mark.parametrize("param", ["ssl", "sslmode"])
 def test_connect_kwargs_keep_the_tls_mode(param: str) -> None:
     url = DatabaseURL.parse(f"postgresql://u:p@db.example:5432/app?{param}=verify-full")
-    assert dbadmin.connect_kwargs(url)["ssl"] == "verify-full"
+    assert url.connect_kwargs()["ssl"] == "verify-full"

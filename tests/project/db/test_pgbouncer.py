@@ -318,13 +318,13 @@ async def test_migration_engine_uses_the_direct_url(db_url: DatabaseURL) -> None
     conf.override_settings(settings)
     try:
         engine = migrations.create_migration_engine()
-        assert engine.url == db.sqlalchemy_url(direct)
+        assert engine.url == direct.to_sqlalchemy()
         assert isinstance(engine.sync_engine.pool, NullPool)
-        assert db.get_engine().url == db.sqlalchemy_url(pooled)
+        assert db.get_engine().url == pooled.to_sqlalchemy()
         conf.override_settings(
             pgbouncer_settings(pooled, enabled=True)  # without a direct URL: DATABASE_URL
         )
-        assert migrations.create_migration_engine().url == db.sqlalchemy_url(pooled)
+        assert migrations.create_migration_engine().url == pooled.to_sqlalchemy()
     finally:
         conf.override_settings(saved)
         await db.use_database(db_url)
@@ -535,7 +535,7 @@ async def test_session_scope_through_pgbouncer(
         await fail()
     async with db.session_scope() as session:
         assert await count_rows(session) == TRANSACTIONS
-    assert db.get_engine().url == db.sqlalchemy_url(app_on_pgbouncer)
+    assert db.get_engine().url == app_on_pgbouncer.to_sqlalchemy()
     assert pgbouncer.logins(app_on_pgbouncer.database) >= 1
 
 

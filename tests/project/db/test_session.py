@@ -19,7 +19,7 @@ from sqlalchemy.pool import QueuePool
 
 from project.conf import get_settings
 from project.db import admin as dbadmin
-from project.db import liveness
+from project.db import liveness, target
 from project.db import session as db
 from project.db.url import DatabaseURL
 from project.models import (
@@ -58,14 +58,15 @@ LateCommitDep = Annotated[AsyncSession, Depends(db.get_db)]
 @pytest.fixture
 async def db_state() -> AsyncIterator[None]:
     """Put back the process's database URL and engine after a test that changes them."""
-    url, engine = db._state.url, db._state.engine
+    url, engine = target.chosen(), db._state.engine
     try:
         yield
     finally:
         current = db._state.engine
         if current is not None and current is not engine:
             await current.dispose()
-        db._state.url, db._state.engine = url, engine
+        target.choose(url)
+        db._state.engine = engine
 
 
 @pytest.fixture
@@ -216,8 +217,8 @@ async def test_use_database_points_sessions_elsewhere(db_url: DatabaseURL, db_st
     await db.use_database(other)
 
     assert await _backend_gone(db_url, old_pid)  # the old engine was disposed
-    assert db.database_url() == other
-    assert db.direct_database_url() == other
+    assert target.database_url() == other
+    assert target.direct_database_url() == other
     assert db.get_engine() is not old_engine
     async with db.session_scope() as session:
         current = await session.scalar(text("SELECT current_database()"))
@@ -240,7 +241,7 @@ async def test_set_database_url_forgets_the_engine_without_io(
     engine = db.get_engine()
     assert engine is not old_engine
     assert engine.url.database == "test_somewhere_else"
-    assert db.database_url() == other
+    assert target.database_url() == other
     assert _pool(engine).checkedout() == 0
 
 

@@ -383,3 +383,34 @@ def test_no_error_shows_the_password(raw: str) -> None:
     assert_no_password("".join(traceback.format_exception(error)))
     assert error.__cause__ is None
     assert error.__suppress_context__ or error.__context__ is None
+
+
+def test_every_client_gets_the_same_server() -> None:
+    url = DatabaseURL.parse("postgresql://app:s%40cret@db.example:6543/app?sslmode=require")
+    assert url.connect_kwargs() == {
+        "host": "db.example",
+        "port": 6543,
+        "user": "app",
+        "password": "s@cret",
+        "database": "app",
+        "ssl": "require",
+    }
+    assert url.libpq_env() == {
+        "PGHOST": "db.example",
+        "PGPORT": "6543",
+        "PGUSER": "app",
+        "PGPASSWORD": "s@cret",
+        "PGDATABASE": "app",
+        "PGSSLMODE": "require",
+    }
+    engine_url = url.to_sqlalchemy()
+    assert engine_url.drivername == DRIVER
+    assert (engine_url.host, engine_url.port, engine_url.database) == ("db.example", 6543, "app")
+    assert engine_url.password == "s@cret"
+    assert "s@cret" not in repr(engine_url)
+
+
+def test_a_socket_url_gives_the_socket_to_every_client() -> None:
+    url = DatabaseURL.parse("postgresql:///pastetrader?host=/run/pg&port=5999")
+    assert url.connect_kwargs() == {"host": "/run/pg", "port": 5999, "database": "pastetrader"}
+    assert url.libpq_env() == {"PGHOST": "/run/pg", "PGPORT": "5999", "PGDATABASE": "pastetrader"}
