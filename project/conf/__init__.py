@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from project.conf.envfile import read_env_file
 from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
 
@@ -24,7 +25,6 @@ DEFAULT_ENV_FILE = BASE_DIR / ".env"
 ENVIRONMENTS = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_NEWLINE = re.compile(r"\r\n|\n|\r")
 
 T = TypeVar("T")
 #: Every variable the settings read.
@@ -89,37 +89,6 @@ class Settings:
     def uses_embedded_database(self) -> bool:
         """Return whether the embedded PostgreSQL serves the database."""
         return self.database_url is None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file; a line that is not ``KEY=value`` is an error naming it."""
-    from dotenv.parser import parse_stream
-    from dotenv.variables import parse_variables
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ImproperlyConfigured(f"env file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImproperlyConfigured(f"env file {path} cannot be read: {exc}") from None
-    import io
-
-    values: dict[str, str] = {}
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            # The binding's text starts with the blank lines before it; skip them.
-            original = binding.original.string
-            blank = original[: len(original) - len(original.lstrip())]
-            line = binding.original.line + len(_NEWLINE.findall(blank))
-            raise ImproperlyConfigured(f"env file {path}, line {line}: expected KEY=value")
-        if binding.key is None:
-            continue
-        raw = binding.value or ""
-        # Expand ${VAR} the way python-dotenv does, against the file then the environment.
-        values[binding.key] = "".join(
-            atom.resolve({**values, **os.environ}) for atom in parse_variables(raw)
-        )
-    return values
 
 
 def _parse(name: str, raw: str, convert: Callable[[str], T], expected: str) -> T:

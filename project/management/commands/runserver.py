@@ -52,11 +52,12 @@ def _is_hostname(host: str) -> bool:
 def _export_env_file() -> None:
     """Put the --env-file's values into the environment, where the reloader's and
     uvicorn's child processes read them (the environment still wins)."""
-    from project import conf
+    from project.conf import get_settings
+    from project.conf.envfile import read_env_file
 
-    settings = conf.get_settings()
+    settings = get_settings()
     if settings.env_file is not None:
-        for key, value in conf.read_env_file(settings.env_file).items():
+        for key, value in read_env_file(settings.env_file).items():
             os.environ.setdefault(key, value)
 
 
