@@ -1,10 +1,18 @@
-"""Read-side queries of the workflows app that need more than one model."""
+"""Read-side queries over workflows and their runs.
+
+They live here, not in ``apps.workflows``: executions depend on workflows (a run belongs
+to a workflow), never the other way, so whatever reads both is on this side.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+
+from apps.executions.models import WorkflowExecution
+from apps.workflows.models import Edge, Node, Workflow
+from project.db import session_scope
 
 
 @dataclass(frozen=True)
@@ -22,10 +30,6 @@ class WorkflowSummary:
 async def workflow_summaries(*, include_deleted: bool = False) -> list[WorkflowSummary]:
     """Return every workflow with its node and edge counts and its latest run's status,
     in one query."""
-    from apps.executions.models import WorkflowExecution
-    from apps.workflows.models import Edge, Node, Workflow
-    from project.db import session_scope
-
     nodes = (
         select(func.count())
         .where(Node.workflow_id == Workflow.id, Node.deleted_at.is_(None))

@@ -1,4 +1,4 @@
-"""The workflows app's ``manage.py workflows`` command."""
+"""``manage.py workflows``, from the executions app: workflows with their latest run."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_workflows_lists_each_workflow_with_its_graph_and_last_run(
 
 
 async def test_soft_deleted_workflows_are_listed_only_on_request(db_session: object) -> None:
+    from apps.executions.queries import workflow_summaries
     from apps.workflows.factories import WorkflowFactory
-    from apps.workflows.queries import workflow_summaries
 
     live = await WorkflowFactory.create(name="live", with_graph=True)
     gone = await WorkflowFactory.create(name="gone")

@@ -1,4 +1,4 @@
-"""Commands of the workflows app."""
+"""Commands of the executions app: ``workflows`` lists each workflow with its latest run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 @click.option("--deleted", is_flag=True, help="Include soft-deleted workflows.")
 def list_workflows(deleted: bool) -> None:
     """List workflows with their trigger, graph size and latest run."""
-    from apps.workflows.queries import workflow_summaries
+    from apps.executions.queries import workflow_summaries
     from project import db
 
     rows = db.run(workflow_summaries(include_deleted=deleted))
