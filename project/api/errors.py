@@ -1,9 +1,10 @@
 """Error responses: JSON, never a 500 for bad input, never a password.
 
-404 for ``NotFound``; 409 for ``Conflict`` (a unique key taken, a stale version) and for
-IntegrityError and StaleDataError that reach the app; 422 for invalid input (pydantic's
-errors without the input echoed back, a bad cursor, a value the database refuses). Any
-other error answers 500 with a generic body and one log line, passwords removed.
+404 for ``NotFound``; 409 for ``Conflict`` (a unique key taken, a stale version, a retried
+transaction that gave up) and for IntegrityError and StaleDataError that reach the app; 422
+for invalid input (pydantic's errors without the input echoed back, a bad cursor, a value
+the database refuses). Any other error answers 500 with a generic body and one log line.
+Messages are ``describe()``'s one line, passwords removed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from project.exceptions import Conflict, InvalidCursor, NotFound, scrub, summary
+from project.exceptions import Conflict, InvalidCursor, NotFound, describe
 from project.orm.repository import conflict_from
 
 logger = logging.getLogger("project.api")
@@ -38,20 +39,20 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _not_found(request: Request, error: Exception) -> JSONResponse:
-    return _error(404, str(error))
+    return _error(404, describe(error))
 
 
 async def _conflict(request: Request, error: Exception) -> JSONResponse:
-    return _error(409, str(error))
+    return _error(409, describe(error))
 
 
 async def _invalid_cursor(request: Request, error: Exception) -> JSONResponse:
-    return _error(422, [{"loc": ["query", "after"], "msg": str(error), "type": "cursor"}])
+    return _error(422, [{"loc": ["query", "after"], "msg": describe(error), "type": "cursor"}])
 
 
 async def _integrity(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, IntegrityError)
-    return _error(409, str(conflict_from(error)))
+    return _error(409, describe(conflict_from(error)))
 
 
 async def _stale(request: Request, error: Exception) -> JSONResponse:
@@ -85,9 +86,7 @@ class CatchUnexpected:
         try:
             await self.app(scope, receive, tracked)
         except Exception as error:
-            from project.db.errors import describe_database_error
-
-            line = scrub(describe_database_error(error) or summary(error))
+            line = describe(error)
             logger.error("%s %s failed: %s", scope.get("method"), scope.get("path"), line)
             if started:  # too late for another response: let the server close it
                 raise

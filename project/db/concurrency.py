@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import exc, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from project.db import session_scope
-from project.exceptions import ProjectError
+from project.exceptions import Conflict, describe, sqlstate
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -31,8 +31,8 @@ M = TypeVar("M")
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 
 
-class ConflictError(ProjectError):
-    """A transaction kept conflicting with concurrent ones and gave up."""
+class ConflictError(Conflict):
+    """A transaction kept conflicting with concurrent ones and gave up (the API answers 409)."""
 
 
 async def get_for_update(
@@ -58,12 +58,7 @@ def is_retryable(error: BaseException) -> bool:
     """Return whether ``error`` is a conflict that a retry can resolve."""
     if isinstance(error, StaleDataError):
         return True
-    if isinstance(error, exc.DBAPIError):
-        sqlstate = getattr(error.orig, "sqlstate", None) or getattr(
-            getattr(error.orig, "__cause__", None), "sqlstate", None
-        )
-        return sqlstate in RETRYABLE_SQLSTATES
-    return False
+    return sqlstate(error) in RETRYABLE_SQLSTATES
 
 
 async def retry_transaction(
@@ -86,7 +81,7 @@ async def retry_transaction(
             if not is_retryable(error) or attempt == attempts:
                 if is_retryable(error):
                     raise ConflictError(
-                        f"gave up after {attempts} conflicting attempts: {type(error).__name__}"
+                        f"gave up after {attempts} conflicting attempts: {describe(error)}"
                     ) from error
                 raise
         # Jittered exponential backoff, so retries of the same conflict spread out.

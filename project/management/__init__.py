@@ -14,9 +14,11 @@ from typing import Any, NoReturn
 
 import click
 
-from project.exceptions import ProjectError, first_line, scrub, summary
+from project.exceptions import ProjectError, describe, scrub
 from project.management import shutdown
 
+# describe and scrub live in project.exceptions; named here only until the last callers
+# below the CLI import them from there.
 __all__ = ["call_command", "cli", "describe", "main", "scrub"]
 
 COMMANDS_DIR = Path(__file__).parent / "commands"
@@ -117,15 +119,6 @@ def call_command(name: str, *args: str) -> Any:
     return cli.main(args=[name, *args], prog_name="manage.py", standalone_mode=False)
 
 
-def describe(error: BaseException) -> str:
-    """Return one line that says what went wrong."""
-    if isinstance(error, ProjectError):
-        return first_line(str(error))
-    from project.db.errors import describe_database_error
-
-    return describe_database_error(error) or summary(error)
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line and exit with its status."""
     shutdown.skip_final_collections()
@@ -145,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as error:
         if "--traceback" in args:
             raise
-        click.echo(f"Error: {scrub(describe(error))}", err=True)
+        click.echo(f"Error: {describe(error)}", err=True)
         sys.exit(error.exit_code if isinstance(error, ProjectError) else 1)
     # Outside standalone mode click returns, rather than raises, a command's exit status.
     sys.exit(status if isinstance(status, int) else 0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from project.exceptions import ProjectError
+from project.exceptions import ProjectError, describe
 
 if TYPE_CHECKING:
     import uuid
@@ -365,11 +365,7 @@ async def run(
             rows_before = sum(ctx.rows_written.values())
             try:
                 await item.func(ctx)
-            except ProjectError as error:
-                raise SeedError(f"seeder {item.name} failed: {error}") from error
             except Exception as error:
-                from project.management import describe
-
                 raise SeedError(f"seeder {item.name} failed: {describe(error)}") from error
             timings[item.name] = time.perf_counter() - began
             if show_progress:  # each seeder's line, under its bar if it drew one

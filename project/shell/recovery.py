@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from project.shell.tracebacks import one_line
+from project.exceptions import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, ExceptionContext
@@ -152,7 +152,7 @@ class Recovery:
                 # which the session releases and rolls back its own.
                 self._line = await self.session.begin_nested()
         except Exception as error:
-            return f"The line runs without a savepoint: {one_line(error)}"
+            return f"The line runs without a savepoint: {describe(error)}"
         return None
 
     async def end_line(self) -> str | None:
@@ -166,13 +166,13 @@ class Recovery:
                 try:
                     await self.session.flush()  # inside the line's savepoint
                 except Exception as error:
-                    failure = f"{one_line(error)}\n"
+                    failure = f"{describe(error)}\n"
                 else:
                     await self._release(line)
                     return None
             return failure + await self._roll_back(line)
         except Exception as error:
-            return f"The shell could not roll the session back: {one_line(error)}"
+            return f"The shell could not roll the session back: {describe(error)}"
         finally:
             self.failed = False
             if self.sandbox:

@@ -6,43 +6,39 @@ from __future__ import annotations
 import sys
 import traceback
 
+from project.exceptions import describe, driver_error, is_connection_failure, scrub
+
+__all__ = ["database_note", "format_error", "one_line", "sql_error", "tb"]
+
+# The one line is describe()'s; the name stays until project.shell imports that instead.
+one_line = describe
+
 
 def database_note(error: BaseException) -> str | None:
     """Return a line saying the database is unavailable, if that is what ``error`` means."""
-    from project.db.errors import describe_database_error
-    from project.exceptions import DatabaseUnavailable
-
-    if isinstance(error, DatabaseUnavailable):
-        return f"The database is unavailable: {error}"
-    described = describe_database_error(error)
-    if described is not None and described.startswith("cannot connect"):
-        return f"The database is unavailable: {described}"
+    if is_connection_failure(error):
+        return f"The database is unavailable: {describe(error)}"
     return None
 
 
 def sql_error(error: BaseException) -> str | None:
-    """Return a statement the database refused as ``Class: message``, plus the server's
-    DETAIL and HINT lines; None if ``error`` is not one."""
+    """Return an error of the database driver as ``describe()``'s line, plus the server's
+    DETAIL and HINT lines when it gave them; None if ``error`` is not one."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from sqlalchemy import exc
+    from sqlalchemy.exc import DBAPIError
 
-    if not isinstance(error, exc.DBAPIError):
+    if not isinstance(error, DBAPIError):
         return None
-    cause: BaseException = error.orig if error.orig is not None else error
-    # SQLAlchemy's adapter keeps the first line; asyncpg's own error has DETAIL and HINT.
-    cause = cause.__cause__ or cause
-    lines = str(cause).strip().splitlines() or [""]
-    kept = [lines[0], *(line for line in lines[1:] if line.startswith(("DETAIL:", "HINT:")))]
-    return f"{type(error).__name__}: " + "\n".join(kept)
+    cause = driver_error(error)
+    lines = [describe(error)]
+    if "asyncpg" in sys.modules:
+        import asyncpg
 
-
-def one_line(error: BaseException) -> str:
-    """Return ``error`` as one line: the database's message for a database error."""
-    from project.exceptions import first_line, summary
-
-    refused = sql_error(error)
-    return first_line(refused) if refused is not None else summary(error)
+        if isinstance(cause, asyncpg.PostgresError):  # the server's fields, as psql shows them
+            extra = (("DETAIL", cause.detail), ("HINT", cause.hint))
+            lines += [f"{label}:  {text}" for label, text in extra if text]
+    return "\n".join(lines)
 
 
 def format_error(error: BaseException, filename: str, *, full: bool = False) -> str:
@@ -66,8 +62,6 @@ def format_error(error: BaseException, filename: str, *, full: bool = False) -> 
 
 def tb() -> None:
     """Print the last error's full traceback, every chained exception included."""
-    from project.exceptions import scrub
-
     error = getattr(sys, "last_value", None)
     if error is None:
         print("No error yet.", file=sys.stderr)

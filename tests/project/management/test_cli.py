@@ -24,13 +24,18 @@ import pytest
 from project import conf
 from project.apps import Apps, apps
 from project.db.url import DatabaseURL
-from project.exceptions import CommandError, ImproperlyConfigured, ProjectError
+from project.exceptions import (
+    CommandError,
+    ImproperlyConfigured,
+    ProjectError,
+    describe,
+    is_connection_failure,
+)
 from project.management import (
     app_commands,
     builtin_command_names,
     call_command,
     cli,
-    describe,
     main,
 )
 from project.management.scaffold import startapp
@@ -359,12 +364,10 @@ async def test_a_missing_database_suggests_createdb(db_url: DatabaseURL) -> None
     import asyncpg
 
     from project.db import admin as dbadmin
-    from project.db.errors import describe_database_error
 
     with pytest.raises(asyncpg.InvalidCatalogNameError) as missing:
         await dbadmin.connect(db_url.with_database("test_no_such_database_here"))
-    described = describe_database_error(missing.value)
-    assert described is not None
+    described = describe(missing.value)
     assert described.startswith("cannot connect to ")
     assert described.endswith(
         'database "test_no_such_database_here" does not exist; '
@@ -372,7 +375,7 @@ async def test_a_missing_database_suggests_createdb(db_url: DatabaseURL) -> None
     )
     # createdb itself needs the maintenance database: no advice to run it.
     maintenance = asyncpg.InvalidCatalogNameError('database "postgres" does not exist')
-    assert str(describe_database_error(maintenance)).endswith('database "postgres" does not exist')
+    assert describe(maintenance).endswith('database "postgres" does not exist')
 
 
 def test_describe_gives_one_line() -> None:
@@ -614,15 +617,15 @@ async def test_a_refused_connection_is_a_connection_error_but_a_file_error_is_no
     db_url: DatabaseURL, tmp_path: Path
 ) -> None:
     from project.db import admin as dbadmin
-    from project.db.errors import describe_database_error
 
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ConnectionRefusedError) as refused:
         await dbadmin.connect(DatabaseURL.parse(f"postgresql://u@127.0.0.1:{port}/x"), timeout=5)
-    assert str(describe_database_error(refused.value)).startswith("cannot connect to ")
+    assert is_connection_failure(refused.value)
+    assert describe(refused.value).startswith("cannot connect to ")
     with pytest.raises(FileNotFoundError) as unwritable:
         (tmp_path / "missing" / "out.json").open("w")
-    assert describe_database_error(unwritable.value) is None
+    assert not is_connection_failure(unwritable.value)
     assert describe(unwritable.value).startswith("FileNotFoundError: ")
