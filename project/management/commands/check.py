@@ -2,7 +2,7 @@
 
 import click
 
-from project.exceptions import CommandError, ProjectError
+from project.exceptions import CommandError, ProjectError, describe
 
 
 def _deploy_problems() -> list[str]:
@@ -83,9 +83,7 @@ def command(deploy: bool) -> None:
 
         click.echo(f"database: reachable (PostgreSQL {db.run(version())})")
     except Exception as error:  # any failure to connect is a problem to report, not a crash
-        from project.management import describe, scrub
-
-        problems.append(scrub(describe(error)))
+        problems.append(describe(error))
     problems += _check_replicas(deploy)
     heads = migrations.script_directory().get_heads()
     if len(heads) == 1:
@@ -100,7 +98,7 @@ def command(deploy: bool) -> None:
         try:
             changes = migrations.model_changes()
         except ProjectError as error:
-            problems.append(f"models: {error}")
+            problems.append(f"models: {describe(error)}")
         else:
             if changes:
                 problems.append(f"models: {len(changes)} changes not in a migration")
