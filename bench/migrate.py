@@ -54,9 +54,9 @@ def add_revision(project: Path, down: str, upgrade: str, name: str = "bench") ->
 
 def head() -> str:
     """Return the repository's head revision (the copy starts from the same)."""
-    from project.migrate import api as migrations
+    from project.migrate.config import script_directory
 
-    found = migrations.script_directory().get_current_head()
+    found = script_directory().get_current_head()
     assert found is not None
     return found
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.common import peak_rss_mib, refuse_production
 from project import db, seeding
 from project.db import admin as dbadmin
-from project.migrate import api as migrations
+from project.migrate import commands as migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNT = 100_000

@@ -24,11 +24,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
-from project.migrate import api as migrations
+from project.migrate import config as migrate_config
 from project.migrate import safety as migration_safety
+from project.migrate.lock import take_lock
 
 config = context.config
-target_metadata = migrations.target_metadata()
+target_metadata = migrate_config.target_metadata()
 
 
 def run_offline() -> None:
@@ -42,7 +43,7 @@ def run_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **migrations.context_options(config),
+        **migrate_config.context_options(config),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -53,7 +54,9 @@ def run_on(connection: Connection) -> None:
     migration timeouts (MIGRATE_DDL_LOCK_TIMEOUT, MIGRATE_STATEMENT_TIMEOUT)."""
     migration_safety.apply_timeouts(connection, echo=config.attributes.get("echo"))
     context.configure(
-        connection=connection, target_metadata=target_metadata, **migrations.context_options(config)
+        connection=connection,
+        target_metadata=target_metadata,
+        **migrate_config.context_options(config),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -68,7 +71,7 @@ async def run_on_engine(engine: AsyncEngine, *, dispose: bool) -> None:
     its connections belong to this loop, which is about to end."""
     try:
         async with engine.connect() as connection:
-            await migrations.take_lock(connection)
+            await take_lock(connection)
             await connection.run_sync(run_on)
             await connection.commit()
     finally:
@@ -109,4 +112,4 @@ if context.is_offline_mode():
 elif (shared := config.attributes.get("connection")) is not None:
     run_shared(shared)
 else:
-    asyncio.run(run_on_engine(migrations.create_migration_engine(), dispose=True))
+    asyncio.run(run_on_engine(migrate_config.create_migration_engine(), dispose=True))

@@ -37,9 +37,9 @@ class Health(BaseModel):
 @functools.cache
 def migration_heads() -> tuple[str, ...]:
     """Return the migration scripts' heads, read once per process."""
-    from project.migrate import api as migrations
+    from project.migrate.config import script_directory
 
-    return tuple(migrations.script_directory().get_heads())
+    return tuple(script_directory().get_heads())
 
 
 def _root(error: BaseException) -> BaseException:

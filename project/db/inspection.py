@@ -96,9 +96,9 @@ ORDER BY c.relname
 
 
 def _migration_state(current: list[str]) -> MigrationState:
-    from project.migrate import api as migrations
+    from project.migrate.config import script_directory
 
-    script = migrations.script_directory()
+    script = script_directory()
     applied: set[str] = set()
     if current:
         applied = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}

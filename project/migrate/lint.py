@@ -606,23 +606,25 @@ def _reviewed_marks(module: Any, revision: str) -> dict[str, str]:
 def lint(revisions: Sequence[str] = (), *, target: str = "heads") -> list[Verdict]:
     """Lint ``revisions`` (default: every one up to ``target``), rendering the history's
     upgrade SQL offline once; return their verdicts, oldest first."""
-    from project.migrate import api as migrations
+    from project.migrate.commands import render_upgrade
+    from project.migrate.config import alembic_config, script_directory, target_metadata
+    from project.migrate.graph import resolve
 
     out = io.StringIO()
-    config = migrations.alembic_config(out)
-    script = migrations.script_directory(config)
-    wanted = [migrations._resolve(script, revision) for revision in revisions]
+    config = alembic_config(out)
+    script = script_directory(config)
+    wanted = [resolve(script, revision) for revision in revisions]
     for name in wanted:
         if name in ("base", "head", "heads") or name.startswith(("+", "-")):
             raise CommandError(f"lintmigrations takes revision ids, got {name!r}")
 
-    migrations.render_upgrade(config, script, target)
+    render_upgrade(config, script, target)
 
     def marks(revision: str) -> dict[str, str]:
         found = script.get_revision(revision)
         return _reviewed_marks(found.module if found is not None else None, revision)
 
-    mapped = mapped_columns(migrations.target_metadata())
+    mapped = mapped_columns(target_metadata())
     verdicts = lint_sql(out.getvalue(), mapped=mapped, reviewed=marks, only=wanted or None)
     messages = {}
     for verdict in verdicts:

@@ -65,7 +65,7 @@ def fingerprint() -> str:
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from project.migrate.api import target_metadata
+    from project.migrate.config import target_metadata
 
     digest = hashlib.sha256()
     migrations_dir = BASE_DIR / "migrations"
@@ -265,7 +265,7 @@ async def ensure_template(
 
 
 def _migrate(url: DatabaseURL) -> None:
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
 
     # The URL goes to the migration alone: the process's own database stays as it is.
     migrations.upgrade("head", echo=lambda _: None, url=url)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from project.db.url import DatabaseURL
-from project.migrate import api as migrations
+from project.migrate.config import alembic_config, script_directory
 from project.testing import loop
 
 __all__ = [
@@ -47,7 +47,7 @@ def alembic_engine(scratch_db: DatabaseURL) -> Iterator[AsyncEngine]:
 @pytest.fixture
 def alembic_runner(alembic_engine: AsyncEngine) -> Iterator[MigrationContext]:
     """Return pytest-alembic's runner on the project's Alembic configuration."""
-    config = AlembicTestConfig.from_raw_config(migrations.alembic_config())
+    config = AlembicTestConfig.from_raw_config(alembic_config())
     # Typed for sync engines only; its executor runs an AsyncEngine under asyncio.run.
     with runner(config=config, engine=alembic_engine) as context:  # type: ignore[arg-type]
         yield context
@@ -65,7 +65,7 @@ def _versions(engine: AsyncEngine) -> list[str]:
 def _upgrade_with(shared: object) -> None:
     from alembic import command
 
-    config = migrations.alembic_config()
+    config = alembic_config()
     config.attributes["connection"] = shared
     command.upgrade(config, "head")
 
@@ -77,7 +77,7 @@ def test_env_runs_on_an_async_connection_from_run_sync(alembic_engine: AsyncEngi
             await connection.commit()
 
     asyncio.run(main())
-    assert _versions(alembic_engine) == [migrations.script_directory().get_heads()[0]]
+    assert _versions(alembic_engine) == [script_directory().get_heads()[0]]
 
 
 def test_env_runs_on_an_async_connection_without_a_running_loop(
@@ -85,7 +85,7 @@ def test_env_runs_on_an_async_connection_without_a_running_loop(
 ) -> None:
     # An AsyncConnection that is not started yet belongs to no loop: env.py starts it.
     _upgrade_with(alembic_engine.connect())
-    assert _versions(alembic_engine) == [migrations.script_directory().get_heads()[0]]
+    assert _versions(alembic_engine) == [script_directory().get_heads()[0]]
 
 
 def test_env_refuses_anything_else_in_one_line() -> None:

@@ -65,7 +65,8 @@ def command(deploy: bool) -> None:
     from project.conf import get_settings
     from project.db import admin as dbadmin
     from project.db import database_url
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
+    from project.migrate.config import script_directory
 
     settings = get_settings()
     problems: list[str] = []
@@ -85,7 +86,7 @@ def command(deploy: bool) -> None:
     except Exception as error:  # any failure to connect is a problem to report, not a crash
         problems.append(describe(error))
     problems += _check_replicas(deploy)
-    heads = migrations.script_directory().get_heads()
+    heads = script_directory().get_heads()
     if len(heads) == 1:
         click.echo(f"migrations: one head ({heads[0]})")
     else:

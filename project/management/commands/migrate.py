@@ -11,8 +11,8 @@ from project.exceptions import CommandError
 from project.management.base import confirm, destructive
 
 if TYPE_CHECKING:
-    from project.migrate.api import Plan
     from project.migrate.lint import Verdict
+    from project.migrate.plan import Plan
 
 _STEP = re.compile(r"-[0-9]+\Z")
 
@@ -49,18 +49,22 @@ def command(
     lintmigrations); each revision then runs under MIGRATE_DDL_LOCK_TIMEOUT, retried on a
     lock timeout MIGRATE_DDL_RETRIES times.
     """
-    from project.migrate import api as migrations
+    from project.migrate.fastpath import at_head_quickly
 
     if as_sql:
-        text, note = migrations.planned_sql(revision)
+        from project.migrate.commands import planned_sql
+
+        text, note = planned_sql(revision)
         if note:
             click.echo(f"Note: {note}", err=True)
         click.echo(text, nl=False)
         return
-    if revision == "head" and not show_plan and migrations.at_head_quickly():
+    if revision == "head" and not show_plan and at_head_quickly():
         done = "pending" if check else "to apply"
         click.echo(f"No migrations {done}; the database is at head.")
         return
+    from project.migrate import commands as migrations  # past the fast path: Alembic's turn
+
     plan = migrations.plan(revision)
     if check:
         _check(plan)
@@ -87,12 +91,12 @@ def command(
 def verdicts(plan: Plan) -> list[Verdict]:
     """Lint what an upgrade plan applies. A new database (no revision applied, no table)
     has no table anyone could be waiting on, so its history is not held against it."""
-    from project.migrate import api as migrations
     from project.migrate import lint as migration_lint
+    from project.migrate.plan import pending as pending_of
 
     if not plan.heads and not _has_tables():
         return []
-    pending = [m.revision for m in migrations.pending(plan)]
+    pending = [m.revision for m in pending_of(plan)]
     return migration_lint.lint(pending, target=plan.target) if pending else []
 
 
@@ -100,17 +104,17 @@ def _has_tables() -> bool:
     """Tell whether the database holds any table outside the system schemas."""
     from sqlalchemy import text
 
-    from project.migrate import api as migrations
+    from project.migrate.lock import run_online
 
     query = text(
         "SELECT EXISTS (SELECT 1 FROM pg_tables "
         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))"
     )
-    return bool(migrations.run_online(lambda config, connection: connection.scalar(query)))
+    return bool(run_online(lambda config, connection: connection.scalar(query)))
 
 
 def _check(plan: Plan) -> None:
-    from project.migrate import api as migrations
+    from project.migrate.plan import pending as pending_of
 
     at = ", ".join(plan.heads) or "base"
     if plan.direction == "noop":
@@ -118,7 +122,7 @@ def _check(plan: Plan) -> None:
         return
     if plan.direction == "downgrade":
         raise CommandError(f"the database (at {at}) is past {plan.target}")
-    pending = [m.revision for m in migrations.pending(plan)]
+    pending = [m.revision for m in pending_of(plan)]
     noun = "revision" if len(pending) == 1 else "revisions"
     raise CommandError(
         f"{len(pending)} {noun} pending ({', '.join(pending)}); the database is at {at}; "
@@ -127,7 +131,7 @@ def _check(plan: Plan) -> None:
 
 
 def _show(plan: Plan) -> None:
-    from project.migrate import api as migrations
+    from project.migrate.plan import pending
 
     at = ", ".join(plan.heads) or "base"
     if plan.direction == "noop":
@@ -140,7 +144,7 @@ def _show(plan: Plan) -> None:
         return
     found = {v.revision: v for v in verdicts(plan)}
     click.echo(f"Upgrade from {at} to {plan.target}:")
-    for m in migrations.pending(plan):
+    for m in pending(plan):
         verdict = found.get(m.revision)
         mark = verdict.summary() if verdict else "not linted: a new database"
         click.echo(f"  {m.revision} {m.message} [{mark}]".replace("  [", " ["))

@@ -14,7 +14,7 @@ def command(seed: bool, yes: bool, force_production: bool) -> None:
     from project.db import admin as dbadmin
     from project.db import direct_database_url
     from project.management import call_command
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
 
     url = direct_database_url()  # not through a pooler: CREATE/DROP/TRUNCATE
     confirm(f"drop and recreate {url.database!r}", yes=yes, force_production=force_production)

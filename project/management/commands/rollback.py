@@ -10,7 +10,7 @@ from project.management.base import confirm, destructive, refuse_in_production
 @destructive
 def command(steps: int, yes: bool, force_production: bool) -> None:
     """Downgrade the database by STEPS revisions."""
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
 
     noun = "revision" if steps == 1 else "revisions"
     # Production refuses before the database is even asked; an impossible rollback

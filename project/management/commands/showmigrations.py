@@ -6,7 +6,7 @@ import click
 @click.command()
 def command() -> None:
     """List every revision, oldest first: [X] applied, [ ] pending."""
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
 
     rows = migrations.showmigrations()
     if not rows:

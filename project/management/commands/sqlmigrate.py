@@ -7,6 +7,6 @@ import click
 @click.argument("revision")
 def command(revision: str) -> None:
     """Print the SQL of one revision's upgrade."""
-    from project.migrate import api as migrations
+    from project.migrate import commands as migrations
 
     click.echo(migrations.sqlmigrate(revision), nl=False)

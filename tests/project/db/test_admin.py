@@ -18,7 +18,7 @@ from project.db import admin as dbadmin
 from project.db.url import DatabaseURL
 from project.exceptions import CommandError
 from project.management import call_command
-from project.migrate import api as migrations
+from project.migrate.config import script_directory
 from project.testing import databases
 from tests.support import error_line, ok, run_manage
 
@@ -67,7 +67,7 @@ def exists(url: DatabaseURL) -> bool:
 
 
 def head() -> str:
-    found = migrations.script_directory().get_current_head()
+    found = script_directory().get_current_head()
     assert found is not None
     return found
 
@@ -300,7 +300,7 @@ def test_production_refuses_destruction_unless_forced(
         assert "things" not in table_names(scratch_db)
         assert versions(scratch_db) == [head()]
     elif args == ("rollback",):
-        down = migrations.script_directory().get_revision(head())
+        down = script_directory().get_revision(head())
         assert down is not None
         assert isinstance(down.down_revision, str | None)  # one parent: a plain rollback
         assert versions(scratch_db) == ([down.down_revision] if down.down_revision else [])

@@ -36,7 +36,8 @@ from project.conf import Settings, settings_from
 from project.db import admin as dbadmin
 from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
-from project.migrate import api as migrations
+from project.migrate import config as migrate_config
+from project.migrate.lock import LOCK_KEY
 from project.testing.tools import system_tool
 from tests.support import run_manage
 
@@ -317,14 +318,14 @@ async def test_migration_engine_uses_the_direct_url(db_url: DatabaseURL) -> None
     await db.use_database(None)  # the test plugin's database would win over the settings
     conf.override_settings(settings)
     try:
-        engine = migrations.create_migration_engine()
+        engine = migrate_config.create_migration_engine()
         assert engine.url == direct.to_sqlalchemy()
         assert isinstance(engine.sync_engine.pool, NullPool)
         assert db.get_engine().url == pooled.to_sqlalchemy()
         conf.override_settings(
             pgbouncer_settings(pooled, enabled=True)  # without a direct URL: DATABASE_URL
         )
-        assert migrations.create_migration_engine().url == pooled.to_sqlalchemy()
+        assert migrate_config.create_migration_engine().url == pooled.to_sqlalchemy()
     finally:
         conf.override_settings(saved)
         await db.use_database(db_url)
@@ -435,7 +436,7 @@ async def advisory_lock_holders(url: DatabaseURL) -> int:
             "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 "
             "AND l.objid = $1::bigint::oid AND d.datname = $2",
-            migrations.LOCK_KEY,
+            LOCK_KEY,
             url.database,
         )
         return count
@@ -470,7 +471,7 @@ async def test_migrate_takes_its_lock_on_the_direct_url(
     assert result.returncode == 0, result.stderr
     assert pgbouncer.logins(scratch_db.database) == 0  # not one connection through pgbouncer
     assert await advisory_lock_holders(scratch_db) == 0
-    head = migrations.script_directory().get_current_head()
+    head = migrate_config.script_directory().get_current_head()
     assert await applied_revision(pooled) == head  # the application's URL sees the schema
     assert pgbouncer.logins(scratch_db.database) == 1
 

@@ -9,7 +9,7 @@ import pytest
 
 from project.db.url import DatabaseURL
 from project.testing import databases
-from tests.project.migrate.test_api import fetch, head, manage, versions
+from tests.project.migrate.support import fetch, head, manage, versions
 from tests.support import ok
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from project.db.url import DatabaseURL
 from project.migrate import lint as migration_lint
-from tests.project.migrate.test_api import all_revisions, fetch, head, manage, tables, versions
-from tests.support import copy_project, error_line, ok, run_manage, write_revision
+from tests.project.migrate.support import all_revisions, fetch, head, manage, tables, versions
+from tests.support import error_line, ok, run_manage, write_revision
 
 # An earlier revision made these tables: the rules apply to them.
 EARLIER = """\
@@ -233,12 +233,6 @@ def test_the_repositorys_history_is_clean() -> None:
 
 
 # --- the commands, on a copy of the project ----------------------------------------------
-
-
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """Copy the project (no .venv, .data or .git) into ``tmp_path``."""
-    return copy_project(tmp_path / "project_copy")
 
 
 def mark_reviewed(project: Path, rev: str, marks: str) -> None:

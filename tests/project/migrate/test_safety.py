@@ -17,18 +17,12 @@ import pytest
 
 from project.db import admin as dbadmin
 from project.db.url import DatabaseURL
-from project.migrate import api as migrations
 from project.migrate import safety as migration_safety
-from tests.project.migrate.test_api import afetch, environment, head, manage
-from tests.support import copy_project, error_line, ok, write_revision
+from project.migrate.lock import LOCK_KEY
+from tests.project.migrate.support import afetch, environment, head, manage
+from tests.support import error_line, ok, write_revision
 
 ADD_NOTE = "op.add_column('tools', sa.Column('note', sa.Text(), nullable=True))"
-
-
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """Copy the project (no .venv, .data or .git) into ``tmp_path``."""
-    return copy_project(tmp_path / "project_copy")
 
 
 @asynccontextmanager
@@ -248,7 +242,7 @@ async def test_a_concurrent_index_through_autocommit_block_ends_valid(
     held = await afetch(
         scratch_db,
         "SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-        f"WHERE l.locktype = 'advisory' AND l.objid = {migrations.LOCK_KEY} "
+        f"WHERE l.locktype = 'advisory' AND l.objid = {LOCK_KEY} "
         "AND d.datname = current_database()",
     )
     assert held == []
