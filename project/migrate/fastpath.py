@@ -11,10 +11,10 @@ Alembic: this check may say "don't know", never the wrong thing.
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Any
 
-from project.conf import BASE_DIR, get_settings
+from project.conf import BASE_DIR
+from project.db.target import direct_database_url
 
 if TYPE_CHECKING:
     from project.db.url import DatabaseURL
@@ -49,22 +49,6 @@ def static_heads() -> set[str] | None:
     return revisions - parents
 
 
-def database_url() -> DatabaseURL:
-    """Return the URL of the database migrations run on."""
-    url: DatabaseURL | None
-    db = sys.modules.get("project.db.session")  # loaded: use_database() may point elsewhere
-    if db is not None:
-        url = db.direct_database_url()
-    else:
-        settings = get_settings()
-        url = settings.database_direct_url or settings.database_url
-        if url is None:
-            from project.db import embedded
-
-            url = embedded.ensure_running()
-    return url
-
-
 async def _versions(url: DatabaseURL) -> set[str]:
     from project.db import admin as dbadmin
 
@@ -85,7 +69,7 @@ def at_head_quickly() -> bool | None:
     if heads is None or len(heads) != 1:
         return None
     try:
-        versions = asyncio.run(_versions(database_url()))
+        versions = asyncio.run(_versions(direct_database_url()))
     except Exception:  # anything unusual: the full path reports it properly
         return None
     return versions == heads
