@@ -285,46 +285,33 @@ def sqlmigrate(revision: str) -> str:
 
 
 def merge_sql(target: str, parents: tuple[str, ...]) -> str:
-    """Return the SQL of merge revision ``target`` alone, starting from all its parents
-    (``upgrade parent:target --sql`` would also render the other parents' branches)."""
-    out = io.StringIO()
-    config = alembic_config(out)
-    render_upgrade(config, script_directory(config), target, starting_rev=parents)
-    return out.getvalue()
+    """Return the SQL of merge revision ``target`` alone, starting from all its parents.
 
-
-def render_upgrade(
-    config: Config,
-    script: ScriptDirectory,
-    target: str,
-    *,
-    starting_rev: str | tuple[str, ...] | None = None,
-) -> None:
-    """Render the upgrade to ``target`` offline into ``config``'s output, on a
-    ScriptDirectory the caller already has (``command.upgrade`` would load another).
-
-    The one place that calls Alembic's ``ScriptDirectory._upgrade_revs``, the step
-    function ``command.upgrade`` itself uses: no public API takes several starting
-    revisions or an existing ScriptDirectory. ``tests/project/migrate/test_commands.py``
-    fails if it goes away.
+    No public Alembic command does this: ``upgrade PARENT:TARGET --sql`` also renders the
+    other parents' branches, and a range takes one starting revision. So this is the one
+    adapter over Alembic's step objects, as ``command.upgrade`` builds them, on the steps
+    ScriptDirectory's public ``iterate_revisions`` returns; ``tests/project/migrate/
+    test_commands.py`` fails if ``MigrationStep.upgrade_from_script`` goes away.
     """
     from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationStep
 
-    def upgrade(rev: Any, context: Any) -> Any:
-        return script._upgrade_revs(target, rev)
+    out = io.StringIO()
+    config = alembic_config(out)
+    script = script_directory(config)
+
+    def steps(rev: Any, context: Any) -> Any:
+        scripts = reversed(list(script.iterate_revisions(target, rev)))
+        return [MigrationStep.upgrade_from_script(script.revision_map, s) for s in scripts]
 
     with (
         translated(),
         EnvironmentContext(
-            config,
-            script,
-            fn=upgrade,
-            as_sql=True,
-            starting_rev=starting_rev,
-            destination_rev=target,
+            config, script, fn=steps, as_sql=True, starting_rev=parents, destination_rev=target
         ),
     ):
         script.run_env()
+    return out.getvalue()
 
 
 @dataclass(frozen=True)

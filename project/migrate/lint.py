@@ -606,8 +606,9 @@ def _reviewed_marks(module: Any, revision: str) -> dict[str, str]:
 def lint(revisions: Sequence[str] = (), *, target: str = "heads") -> list[Verdict]:
     """Lint ``revisions`` (default: every one up to ``target``), rendering the history's
     upgrade SQL offline once; return their verdicts, oldest first."""
-    from project.migrate.commands import render_upgrade
-    from project.migrate.config import alembic_config, script_directory, target_metadata
+    from alembic import command
+
+    from project.migrate.config import alembic_config, script_directory, target_metadata, translated
     from project.migrate.graph import resolve
 
     out = io.StringIO()
@@ -618,7 +619,8 @@ def lint(revisions: Sequence[str] = (), *, target: str = "heads") -> list[Verdic
         if name in ("base", "head", "heads") or name.startswith(("+", "-")):
             raise CommandError(f"lintmigrations takes revision ids, got {name!r}")
 
-    render_upgrade(config, script, target)
+    with translated():  # from base, as ``migrate --sql`` prints it
+        command.upgrade(config, target, sql=True)
 
     def marks(revision: str) -> dict[str, str]:
         found = script.get_revision(revision)

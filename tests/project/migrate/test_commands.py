@@ -408,8 +408,14 @@ def test_makemigrations_on_a_database_behind_says_to_migrate(scratch_db: Databas
     )
 
 
-def test_alembic_still_has_the_step_function_render_upgrade_uses() -> None:
-    """If this fails, Alembic renamed it: fix ``commands.render_upgrade``."""
-    from alembic.script import ScriptDirectory
+def test_alembic_still_has_what_merge_sql_builds_its_steps_with() -> None:
+    """If this fails, Alembic moved its step objects: fix ``commands.merge_sql``."""
+    from alembic.runtime.migration import MigrationStep
 
-    assert callable(getattr(ScriptDirectory, "_upgrade_revs", None))
+    script = script_directory()
+    [step] = [
+        MigrationStep.upgrade_from_script(script.revision_map, rev)
+        for rev in script.iterate_revisions(head(), all_revisions()[-2])
+    ]
+    assert step.is_upgrade
+    assert step.revision.revision == head()
