@@ -7,22 +7,30 @@
    and for a synthetic history of 50 revisions (target: within 1.2x, whatever the count).
 2. A second run with unchanged migrations runs no migration: time from start to the
    first test.
-3. 200 small database tests (3 rows through a factory, then a query) with ``-n 2``: wall
-   time, and the plugin's per-test overhead against a raw asyncpg BEGIN; ROLLBACK pair.
-   With ``--django``, the same suite on Django 5.2 + pytest-django (installed into a
-   temporary venv from PyPI) side by side, on the same server.
+3. 200 small database tests (3 rows through a factory, then a query) with ``-n 2``, under
+   the project's pytest settings (``PROJECT_OPTIONS``): wall time and the CPU time of all
+   its processes (which others' load on the machine disturbs less), and the plugin's
+   per-test overhead against a raw asyncpg BEGIN; ROLLBACK pair. With ``--django``, the
+   same suite on Django 5.2 + pytest-django (installed into a temporary venv from PyPI)
+   side by side, on the same server.
+4. What each speed-up buys: the suite without ``pastetrader_fast_gc``, with the plugins
+   autoloaded (Faker then assertion-rewritten), and, under ``PYTHONDONTWRITEBYTECODE=1``
+   with no bytecode cache to start from, with and without ``pastetrader_write_bytecode``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import refuse_production
@@ -34,6 +42,12 @@ from project.testing import databases
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 7
 RUNS = 5
+# As pyproject.toml's [tool.pytest.ini_options]: the plugins named, not autoloaded, and the
+# test plugin's opt-in speed-ups.
+PLUGINS = ("--disable-plugin-autoload", "-p", "xdist", "-p", "project.testing.plugin")
+FAST_GC = ("-o", "pastetrader_fast_gc=true")
+WRITE_BYTECODE = ("-o", "pastetrader_write_bytecode=true")
+PROJECT_OPTIONS = (*PLUGINS, *FAST_GC, *WRITE_BYTECODE)
 
 SYNTHETIC_ENV = """
 from alembic import context
@@ -187,8 +201,30 @@ def worker_setup(url: DatabaseURL, template: str) -> dict[str, float]:
     return asyncio.run(measure())
 
 
-def run_suite(workdir: Path, body: str, count: int, *args: str) -> tuple[float, list[str]]:
-    """Run a generated suite of ``count`` tests; return wall seconds and the timing lines."""
+@dataclass(frozen=True)
+class Run:
+    """One run of a suite: wall seconds, CPU seconds of all its processes, timing lines."""
+
+    wall: float
+    cpu: float
+    lines: list[str]
+
+
+def children_cpu() -> float:
+    """Return the CPU seconds used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_suite(
+    workdir: Path,
+    body: str,
+    count: int,
+    *args: str,
+    options: tuple[str, ...] = PROJECT_OPTIONS,
+    env: Mapping[str, str] | None = None,
+) -> Run:
+    """Run a generated suite of ``count`` tests with pytest ``options``."""
     suite = workdir / f"suite_{abs(hash(body)) % 10_000}"
     suite.mkdir(exist_ok=True)
     (suite / "conftest.py").write_text(TIMING_CONFTEST)
@@ -196,36 +232,65 @@ def run_suite(workdir: Path, body: str, count: int, *args: str) -> tuple[float, 
         "\n".join(textwrap.dedent(body).format(n=n) for n in range(count))
     )
     out = suite / "timing"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_OUT=str(out))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both suites may cache bytecode
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_OUT=str(out))
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)  # both suites may cache bytecode
+    environment.update(env or {})
+    cpu = children_cpu()
     started = time.perf_counter()
     start_epoch = time.time()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "project.testing.plugin",
-            "-p",
-            "no:faker",
-            "-p",
-            "no:anyio",
-            *args,
-        ],
+        [sys.executable, "-m", "pytest", "-q", *options, *args],
         cwd=suite,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
     )
     wall = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     if result.returncode != 0:
         raise SystemExit(result.stdout[-2000:] + result.stderr[-2000:])
     lines = [f"{start_epoch} " + p.read_text().strip() for p in suite.glob("timing.*")]
     for p in suite.glob("timing.*"):
         p.unlink()
-    return wall, lines
+    return Run(wall, cpu, lines)
+
+
+def speedups(workdir: Path) -> None:
+    """Print what each of the project's test speed-ups buys on the 200-test suite."""
+    suite = ("-n", "2")
+    variants: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+        "the project's settings": (PROJECT_OPTIONS, {}),
+        "without pastetrader_fast_gc": ((*PLUGINS, *WRITE_BYTECODE), {}),
+        "plugins autoloaded (Faker assertion-rewritten)": (
+            ("-p", "project.testing.plugin", *FAST_GC, *WRITE_BYTECODE),
+            {},
+        ),
+    }
+    # Python only skips writing caches under PYTHONDONTWRITEBYTECODE: it still reads them.
+    # So these start from an empty cache of their own (PYTHONPYCACHEPREFIX).
+    for label, bytecode in (("with", WRITE_BYTECODE), ("without", ())):
+        prefix = workdir / f"pycache_{label}"
+        prefix.mkdir()
+        variants[f"PYTHONDONTWRITEBYTECODE=1, no cache at first, {label} write_bytecode"] = (
+            (*PLUGINS, *FAST_GC, *bytecode),
+            {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(prefix)},
+        )
+    runs: dict[str, list[Run]] = {label: [] for label in variants}
+    for options, env in variants.values():
+        run_suite(workdir, SUITE, 200, *suite, options=options, env=env)
+    for _ in range(RUNS):
+        for label, (options, env) in variants.items():
+            runs[label].append(run_suite(workdir, SUITE, 200, *suite, options=options, env=env))
+    base = runs["the project's settings"]
+    base_wall = statistics.median(r.wall for r in base)
+    base_cpu = statistics.median(r.cpu for r in base)
+    for label, measured in runs.items():
+        wall = statistics.median(r.wall for r in measured)
+        cpu = statistics.median(r.cpu for r in measured)
+        print(
+            f"  {label}: {wall:.2f} s wall ({wall - base_wall:+.2f}), {cpu:.2f} s CPU "
+            f"({cpu - base_cpu:+.2f}) (medians of {RUNS})"
+        )
 
 
 DJANGO_MODELS = """
@@ -364,11 +429,12 @@ class DjangoSuite:
         ]
         self.run()  # creates the databases --reuse-db keeps
 
-    def run(self) -> float:
-        """Run the suite once; return its wall seconds."""
+    def run(self) -> Run:
+        """Run the suite once."""
+        cpu = children_cpu()
         started = time.perf_counter()
         subprocess.run(self.command, cwd=self.root, env=self.env, check=True, capture_output=True)
-        return time.perf_counter() - started
+        return Run(time.perf_counter() - started, children_cpu() - cpu, [])
 
     def close(self) -> None:
         """Drop the test databases pytest-django kept."""
@@ -409,26 +475,38 @@ def main() -> None:
         # whatever else the machine does weighs on both alike.
         django = DjangoSuite(workdir, url) if "--django" in sys.argv else None
         run_suite(workdir, SUITE, 200, "-n", "2")  # warm: the template exists after this
-        walls, starts, theirs = [], [], []
+        ours: list[Run] = []
+        theirs: list[Run] = []
+        starts = []
         for _ in range(RUNS):
-            wall, lines = run_suite(workdir, SUITE, 200, "-n", "2")
-            walls.append(wall)
-            starts.append(max(float(line.split()[1]) - float(line.split()[0]) for line in lines))
+            run = run_suite(workdir, SUITE, 200, "-n", "2")
+            ours.append(run)
+            starts.append(
+                max(float(line.split()[1]) - float(line.split()[0]) for line in run.lines)
+            )
             if django is not None:
                 theirs.append(django.run())
-        ours = statistics.median(walls)
-        print(f"200 factory tests, -n 2: {ours:.2f} s wall (median of {RUNS})")
+        wall = statistics.median(r.wall for r in ours)
+        cpu = statistics.median(r.cpu for r in ours)
+        print(
+            f"200 factory tests, -n 2: {wall:.2f} s wall, {cpu:.2f} s CPU in all its processes "
+            f"(medians of {RUNS})"
+        )
         print(f"warm start (no migration run) to the first test: {statistics.median(starts):.2f} s")
         if django is not None:
             django.close()
-            median = statistics.median(theirs)
+            their_wall = statistics.median(r.wall for r in theirs)
+            their_cpu = statistics.median(r.cpu for r in theirs)
             print(
-                f"the same suite on Django 5.2 + pytest-django, -n 2 --reuse-db: {median:.2f} s "
-                f"wall (median of {RUNS}); ours takes {ours / median:.0%} of that"
+                f"the same suite on Django 5.2 + pytest-django, -n 2 --reuse-db: "
+                f"{their_wall:.2f} s wall, {their_cpu:.2f} s CPU (medians of {RUNS}); ours "
+                f"takes {wall / their_wall:.2f}x its wall time, {cpu / their_cpu:.2f}x its CPU"
             )
+        print("what each speed-up buys (against the project's settings):")
+        speedups(workdir)
 
-        _, lines = run_suite(workdir, OVERHEAD, 200, "-p", "no:xdist")
-        per_test = float(lines[0].split()[2])
+        run = run_suite(workdir, OVERHEAD, 200, "-p", "no:xdist")
+        per_test = float(run.lines[0].split()[2])
         raw = raw_begin_rollback(db.database_url())
         print(
             f"per-test cost of a db_session test (setup+call+teardown): {per_test * 1e6:.0f} us; "

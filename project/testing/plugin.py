@@ -1,6 +1,8 @@
 """The project's pytest plugin: async tests, per-worker databases, isolation fixtures.
 
-- ``async def`` tests and fixtures run with no marker, on one loop per process.
+- ``async def`` tests and fixtures run with no marker, on one loop per process. A test,
+  its function-scoped fixtures' setup and teardown share one ``contextvars`` context, so
+  what an async fixture sets (``bind_to()``, ``use_session()``) the test sees.
 - Each test process makes sure the migrated template exists (one at a time, under an
   advisory lock), clones it into its own database and points ``project.db`` at it; the
   xdist controller only checks that the server answers, and imports no SQLAlchemy.
@@ -11,36 +13,42 @@
 - ``--create-db`` rebuilds the template. A worker database left clean (the template's
   schema and migration history, every table empty) is kept for the next run, which then
   skips the clone; anything else is dropped (``--drop-db`` drops them all).
-- The garbage collector is off while the plugin loads and the tests are collected; what
-  exists then is frozen before the first test, so collections never rescan it.
+- Importing the plugin changes nothing in the process. Two speed-ups that do are opt-in
+  ini options (README, "Tests"): ``pastetrader_fast_gc`` keeps the garbage collector off
+  while start-up and collection build the long-lived objects, freezes them before the
+  first test and lets the process exit without collecting them;
+  ``pastetrader_write_bytecode`` caches bytecode even under ``PYTHONDONTWRITEBYTECODE``.
+
+Why a loop of its own (``project.testing.loop``, some 90 lines) rather than pytest-asyncio
+(``asyncio_mode=auto``, session loop scope for fixtures and tests) or anyio's plugin
+(``anyio_mode=auto``, a session-scoped ``anyio_backend``): measured on the 200-test factory
+suite with ``-n 2`` (CPU of all processes, medians of 5, same machine and options),
+pytest-asyncio 1.5 costs 6% more CPU (8% more per ``db_session`` test) and anyio 4.16
+20% more, and neither removes the reach into pytest's internals: pytest-asyncio too swaps
+``fixturedef.func`` during ``pytest_fixture_setup`` and calls
+``request._get_active_fixturedef``; anyio's builds items from ``_pytest`` classes
+(``CallSpec``, ``FuncFixtureInfo``) and reads ``_fixtureinfo``. Both would also need the
+plugin's own session start and finish, which run before and after any fixture loop, to
+keep a loop of their own. The one private reach here is ``_calling``, with a test that
+fails when pytest changes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import gc
+import inspect
 import os
 import sys
 import threading
 import warnings
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from project.management import shutdown
 from project.testing import loop
-
-# Cache compiled modules and pytest's rewritten test modules even where the environment
-# sets PYTHONDONTWRITEBYTECODE: otherwise every run, and every xdist worker, compiles the
-# whole suite again. The caches go to the git-ignored __pycache__ folders.
-sys.dont_write_bytecode = False
-# A test process exits without collecting its heap first (see project.management.shutdown).
-shutdown.skip_final_collections()
-# Start-up (SQLAlchemy, the models, Faker) and collection make almost no garbage, yet the
-# collector ran some 150 times over what they build, 40 ms of a worker's CPU here: it
-# waits until the tests start (_resume_collector).
-_collector_was_enabled = gc.isenabled()
-gc.disable()
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -49,6 +57,8 @@ if TYPE_CHECKING:
     from project.testing.databases import WorkerDatabase
 
 _worker_db: WorkerDatabase | None = None
+FAST_GC = "pastetrader_fast_gc"
+WRITE_BYTECODE = "pastetrader_write_bytecode"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,22 +74,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Drop this run's worker databases at the end instead of keeping clean ones "
         "for the next run.",
     )
+    parser.addini(
+        FAST_GC,
+        type="bool",
+        default=False,
+        help="Keep the garbage collector off during start-up and collection, freeze what "
+        "they built before the first test, and exit without collecting it.",
+    )
+    parser.addini(
+        WRITE_BYTECODE,
+        type="bool",
+        default=False,
+        help="Write bytecode caches even where PYTHONDONTWRITEBYTECODE is set.",
+    )
+
+
+class _Interpreter:
+    """The process-wide state the opt-in speed-ups change, and what it was before."""
+
+    def __init__(self) -> None:
+        self.fast_gc = False
+        self.collector_was_enabled = True
+        self.dont_write_bytecode: bool | None = None
+
+
+_INTERPRETER = pytest.StashKey[_Interpreter]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Import the packages of blocked plugins (``-p no:faker``) without assertion rewriting.
+    """Apply the speed-ups the configuration opts into, before conftests, SQLAlchemy, the
+    models and the tests are imported."""
+    state = early_config.stash[_INTERPRETER] = _Interpreter()
+    if early_config.getini(WRITE_BYTECODE):
+        # Warm runs, and every xdist worker, then load the project's, the libraries' and
+        # pytest's rewritten test modules from their caches instead of compiling them.
+        state.dont_write_bytecode = sys.dont_write_bytecode
+        sys.dont_write_bytecode = False
+    if early_config.getini(FAST_GC):
+        from project.management import shutdown
 
-    pytest marks every installed package that ships a plugin for rewriting, blocked or
-    not, and loads marked modules through its own bytecode cache, whose reader is slow
-    for large modules: Faker's (imported by every factory) cost each test process about
-    100 ms more that way. Nothing of a blocked plugin runs, so nothing there needs
-    rewriting. Only pytest's set of marked names is touched, and only if it is there.
-    """
-    manager = early_config.pluginmanager
-    marked = getattr(manager.rewrite_hook, "_must_rewrite", None)
-    if isinstance(marked, set):
-        marked.difference_update({name for name in marked if manager.is_blocked(name)})
+        # Start-up (SQLAlchemy, the models, Faker) and collection make almost no garbage,
+        # yet the collector runs over and over what they build: it waits until the tests
+        # start (_resume_collector). And a test process exits without collecting it.
+        state.fast_gc = True
+        state.collector_was_enabled = gc.isenabled()
+        gc.disable()
+        shutdown.skip_final_collections()
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -120,7 +161,7 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
         return (yield)  # xdist starts the workers
     finally:
         check.wait()
-        _resume_collector()  # the controller collects no tests
+        _resume_collector(config)  # the controller collects no tests
 
 
 class _ServerCheck(threading.Thread):
@@ -219,27 +260,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Collect garbage again from here on, but never what start-up and collection built."""
-    _resume_collector()
+    _resume_collector(session.config)
 
 
-def _resume_collector() -> None:
-    """Freeze what exists (out of the collector's reach for good), then re-enable it.
+def _resume_collector(config: pytest.Config) -> None:
+    """Under ``pastetrader_fast_gc``: freeze what exists (out of the collector's reach for
+    good), then re-enable the collector.
 
     pytest collects all garbage twice as a session ends (to report unraisable
     exceptions), and Python collects fully now and then during the run. With SQLAlchemy,
-    the models, Faker and the collected tests alive, each full collection cost a test
-    process about 50 ms here. Those objects live until the run ends anyway; the garbage
-    the tests make is still collected and reported.
+    the models, Faker and the collected tests alive, each full collection rescans them all.
+    Those objects live until the run ends anyway; the garbage the tests make is still
+    collected and reported.
     """
+    state = config.stash.get(_INTERPRETER, None)
+    if state is None or not state.fast_gc or gc.isenabled():
+        return
     gc.freeze()
-    if _collector_was_enabled:
+    if state.collector_was_enabled:
         gc.enable()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Re-enable the collector if the run ended before its tests started."""
-    if _collector_was_enabled:
+    """Give back what the speed-ups changed (the collector, if the run ended before its
+    tests started; the bytecode flag)."""
+    state = config.stash.get(_INTERPRETER, None)
+    if state is None:
+        return
+    if state.fast_gc and state.collector_was_enabled:
         gc.enable()
+    if state.dont_write_bytecode is not None:
+        sys.dont_write_bytecode = state.dont_write_bytecode
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -255,24 +306,87 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests on the session's loop."""
-    if not loop.is_async(pyfuncitem.obj):
-        return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    loop.run(pyfuncitem.obj(**kwargs))
-    return True
+_CONTEXT = pytest.StashKey[contextvars.Context]()
 
 
-@pytest.hookimpl(tryfirst=True)
+def _test_context(item: pytest.Item) -> contextvars.Context:
+    """Return the context of ``item``'s function-scoped fixtures and call: a copy of the
+    session's, taken when the first of them runs, so that it holds what the wider-scoped
+    fixtures set up before them."""
+    context = item.stash.get(_CONTEXT, None)
+    if context is None:
+        context = item.stash[_CONTEXT] = loop.session_context().copy()
+    return context
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Forget the test's context once its fixtures are torn down."""
+    try:
+        return (yield)
+    finally:
+        if _CONTEXT in item.stash:
+            del item.stash[_CONTEXT]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run an ``async def`` test on the session's loop, in its context.
+
+    pytest's own implementation still calls the test, with the arguments it chooses; it
+    is handed a synchronous wrapper (``Function.obj`` is settable) for the call's length.
+    """
+    test = pyfuncitem.obj
+    if not loop.is_async(test):
+        return (yield)
+    pyfuncitem.obj = loop.synchronize(test, lambda: _test_context(pyfuncitem))
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = test
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> None:
-    """Let pytest call async fixtures as if they were sync, on the session's loop."""
-    if loop.is_async(fixturedef.func):
-        fixturedef.func = loop.synchronize(fixturedef.func)  # type: ignore[misc]
+) -> Generator[None, object, object]:
+    """Let pytest set up an async fixture as if it were sync, on the session's loop: a
+    function-scoped one in its test's context, a wider-scoped one in the session's."""
+    function = fixturedef.func
+    if not loop.is_async(function):
+        return (yield)
+    instance = request.instance
+    if (  # a test class's own fixture runs on the test's instance, as pytest binds it
+        instance is not None
+        and inspect.ismethod(function)
+        and isinstance(instance, type(function.__self__))
+    ):
+        function = function.__func__.__get__(instance)
+    if fixturedef.scope == "function":
+        item = request.node
+        context: Callable[[], contextvars.Context] = lambda: _test_context(item)  # noqa: E731
+    else:
+        context = loop.session_context
+    with _calling(fixturedef, loop.synchronize(function, context)):
+        return (yield)
+
+
+@contextlib.contextmanager
+def _calling(fixturedef: pytest.FixtureDef[Any], function: Callable[..., Any]) -> Iterator[None]:
+    """Make pytest's own ``pytest_fixture_setup`` call ``function`` for ``fixturedef``.
+
+    The one place the plugin reaches past pytest's public API. pytest has no public way
+    to run a fixture function of another kind: its setup calls ``fixturedef.func``
+    (declared Final) and fails on an async one. pytest-asyncio and anyio's plugin swap
+    that attribute for the hook's length too. ``tests/project/testing/test_plugin.py``
+    fails if pytest stops calling it or this stops putting it back.
+    """
+    original = fixturedef.func
+    fixturedef.func = function  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        fixturedef.func = original  # type: ignore[misc]
 
 
 @pytest.fixture(scope="session")
@@ -295,23 +409,20 @@ async def db_engine(db_url: DatabaseURL) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """Yield a session in a transaction that is rolled back after the test."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from project import db
 
     async with db_engine.connect() as connection:
         transaction = await connection.begin()
-        session = AsyncSession(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
-        try:
-            with db.bind_to(connection), db.use_session(session):
-                yield session
-        finally:
-            # Outer rollback first: the session then closes without a round trip of its
-            # own to roll back its savepoint.
-            await transaction.rollback()
-            await session.close()
+        with db.bind_to(connection):
+            session = db.async_session()  # joins the connection, commits are savepoints
+            try:
+                with db.use_session(session):
+                    yield session
+            finally:
+                # Outer rollback first: the session then closes without a round trip of
+                # its own to roll back its savepoint.
+                await transaction.rollback()
+                await session.close()
 
 
 @pytest.fixture

@@ -321,36 +321,177 @@ def test_loader():
 
 
 @pytest.mark.parametrize(
-    ("flags", "rewritten"), [(("-p", "no:faker"), False), ((), True)], ids=["blocked", "loaded"]
+    ("flags", "rewritten"),
+    [(("--disable-plugin-autoload", "-p", "xdist"), False), ((), True)],
+    ids=["autoload-disabled", "autoloaded"],
 )
-def test_a_blocked_plugins_package_is_not_assertion_rewritten(
+def test_plugin_packages_are_assertion_rewritten_only_when_autoloaded(
     pytester: pytest.Pytester, flags: tuple[str, ...], rewritten: bool
 ) -> None:
+    # pytest marks every installed package that ships a plugin (Faker does) for rewriting,
+    # unless plugin autoloading is off, as the project's addopts have it.
     result = _inner(pytester, *flags, tests=LOADER_PROBE)
     result.assert_outcomes(passed=1)
     loader = "AssertionRewritingHook" if rewritten else "SourceFileLoader"
     assert f"faker loaded by {loader}" in result.stdout.str()
 
 
-FREEZE_PROBE = """
+def test_this_suite_imports_faker_without_rewriting() -> None:
+    import faker  # the factories' import, here unrewritten: pyproject.toml's addopts
+
+    assert type(faker.__loader__).__name__ == "SourceFileLoader"
+
+
+STATE_PROBE = """
 import gc
+import sys
 from pathlib import Path
 
 COLLECTING = gc.isenabled()
 
 
-def test_frozen():
-    report = f"{gc.get_freeze_count()} {COLLECTING} {gc.isenabled()}"
-    (Path(__file__).parent / "frozen.txt").write_text(report)
+def test_state():
+    shutdown = sys.modules.get("project.management.shutdown")
+    report = (
+        f"{gc.get_freeze_count()} {COLLECTING} {gc.isenabled()} {sys.dont_write_bytecode} "
+        f"{bool(shutdown and shutdown._registered)}"
+    )
+    (Path(__file__).parent / "state.txt").write_text(report)
 """
 
 
+def _state(pytester: pytest.Pytester, *args: str) -> tuple[int, str, str, str, str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+        _inner(pytester, *args, tests=STATE_PROBE).assert_outcomes(passed=1)
+    frozen, *flags = (pytester.path / "state.txt").read_text().split()
+    collecting, testing, no_bytecode, quick_exit = flags
+    return int(frozen), collecting, testing, no_bytecode, quick_exit
+
+
 @pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["single", "xdist"])
-def test_the_collector_skips_start_up_and_runs_for_the_tests(
+def test_the_plugin_leaves_the_interpreter_alone_unless_asked(
     pytester: pytest.Pytester, xdist: tuple[str, ...]
 ) -> None:
-    _inner(pytester, *xdist, tests=FREEZE_PROBE).assert_outcomes(passed=1)
-    frozen, while_collecting, while_testing = (pytester.path / "frozen.txt").read_text().split()
+    assert _state(pytester, *xdist) == (0, "True", "True", "True", "False")
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["single", "xdist"])
+def test_fast_gc_skips_start_up_and_runs_for_the_tests(
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
+) -> None:
+    frozen, *flags = _state(pytester, "-o", "pastetrader_fast_gc=true", *xdist)
     # pytest, SQLAlchemy and the collected test: far more than anything a test makes
-    assert int(frozen) > 10_000
-    assert (while_collecting, while_testing) == ("False", "True")
+    assert frozen > 10_000
+    assert flags == ["False", "True", "True", "True"]
+
+
+def test_write_bytecode_caches_under_pythondontwritebytecode(pytester: pytest.Pytester) -> None:
+    frozen, *flags = _state(pytester, "-o", "pastetrader_write_bytecode=true")
+    assert (frozen, flags) == (0, ["True", "True", "False", "False"])
+    assert list(pytester.path.glob("__pycache__/test_inner*.pyc"))  # pytest's rewritten test
+
+
+CONTEXT_TESTS = """
+import contextvars
+
+import pytest
+
+var = contextvars.ContextVar("var", default="unset")
+seen = []
+
+
+@pytest.fixture(scope="session")
+async def session_wide():
+    token = var.set("session")
+    yield
+    var.reset(token)
+
+
+@pytest.fixture
+async def bound(session_wide):
+    assert var.get() == "session"
+    token = var.set("fixture")
+    yield
+    seen.append(var.get())  # the teardown shares the test's context
+    var.reset(token)
+
+
+@pytest.fixture
+async def unreset():
+    var.set("left set")
+
+
+async def test_a_test_sees_what_its_fixtures_set(bound):
+    assert var.get() == "fixture"
+    var.set("test")
+
+
+async def test_a_fixture_that_never_resets_ends_with_its_test(session_wide, unreset):
+    assert var.get() == "left set"
+
+
+async def test_the_next_test_starts_from_the_session_context(session_wide):
+    assert var.get() == "session"
+    assert seen == ["test"]
+
+
+def test_sync_tests_run_outside():
+    assert var.get() == "unset"
+
+
+class TestAClass:
+    @pytest.fixture
+    async def mine(self):
+        self.seen = True
+        return 7
+
+    async def test_its_fixture_runs_on_the_tests_instance(self, mine):
+        assert mine == 7
+        assert self.seen
+"""
+
+
+def test_async_fixtures_and_their_test_share_one_context(pytester: pytest.Pytester) -> None:
+    _inner(pytester, tests=CONTEXT_TESTS).assert_outcomes(passed=5)
+
+
+ADAPTER_CONFTEST = """
+import pytest
+
+from project.testing import plugin
+
+
+def replacement():
+    return "replaced"
+
+
+@pytest.fixture
+def swapped():
+    return "original"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.argname != "swapped":
+        return (yield)
+    original = fixturedef.func
+    with plugin._calling(fixturedef, replacement):
+        value = yield
+    assert fixturedef.func is original, "plugin._calling did not put fixturedef.func back"
+    return value
+"""
+ADAPTER_TEST = """
+def test_swapped(swapped):
+    assert swapped == "replaced", (
+        "pytest's fixture setup no longer calls fixturedef.func: "
+        "project.testing.plugin._calling needs another way to run async fixtures"
+    )
+"""
+
+
+def test_pytest_still_calls_the_function_the_fixture_adapter_puts_in_place(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(ADAPTER_CONFTEST)
+    _inner(pytester, tests=ADAPTER_TEST).assert_outcomes(passed=1)
