@@ -90,3 +90,16 @@ async def test_the_test_sees_what_its_async_fixture_bound(db_session: object) ->
     # context (project.testing.loop).
     assert db.current_session() is db_session
     assert bound_connection() is not None
+
+
+async def test_a_session_class_of_its_own_is_bound_to_the_engine_at_once(
+    db_engine: AsyncEngine,
+) -> None:
+    from sqlalchemy.orm import Session
+
+    session = db.async_session(sync_session_class=Session)
+    try:
+        assert session.bind is db.get_engine()
+        assert await session.scalar(select(1)) == 1
+    finally:
+        await session.close()
