@@ -15,14 +15,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from project.exceptions import Conflict, InvalidCursor, NotFound, describe
+from project.exceptions import Conflict, InvalidCursor, NotFound, describe, sqlstate
 from project.orm.repository import conflict_from
 
 logger = logging.getLogger("project.api")
+#: SQLSTATE class 22: a value out of range, too long, not of its type.
+_DATA_EXCEPTION = "22"
 
 
 def _error(status: int, detail: Any) -> JSONResponse:
@@ -59,9 +61,12 @@ async def _stale(request: Request, error: Exception) -> JSONResponse:
     return _error(409, "the row was changed by someone else; read it again")
 
 
-async def _data(request: Request, error: Exception) -> JSONResponse:
-    # A value the database refuses (too long, out of range): the client's input.
-    return _error(422, "a value was refused by the database (too long or out of range)")
+async def _database(request: Request, error: Exception) -> JSONResponse:
+    # A value the database refuses (too long, out of range): the client's input. asyncpg's
+    # data errors reach SQLAlchemy as a plain DBAPIError, not DataError: go by SQLSTATE.
+    if (sqlstate(error) or "").startswith(_DATA_EXCEPTION):
+        return _error(422, "a value was refused by the database (too long or out of range)")
+    raise error  # to CatchUnexpected: a 500 and one log line
 
 
 class CatchUnexpected:
@@ -101,5 +106,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(StaleDataError, _stale)
-    app.add_exception_handler(DataError, _data)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_middleware(CatchUnexpected)

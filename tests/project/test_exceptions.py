@@ -241,6 +241,12 @@ def test_reporting_imports_no_database_library() -> None:
     assert found["sqlstate"] is None
     assert found["connection"] is False
     assert found["loaded"] == []
+    # Settings that do not load leave the database unnamed, and the line still one line.
+    env["DB_POOL_SIZE"] = "many"
+    result = run_python("-c", _LAZY_PROBE, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = json.loads(result.stdout)["lines"]
+    assert lines[2] == "cannot connect to the database: [Errno 111] Connection refused"
 
 
 # Modules below the CLI that still import project.management (files of others), with what

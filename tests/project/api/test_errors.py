@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm.exc import StaleDataError
 
 from project.api import errors
 from project.db.concurrency import ConflictError
@@ -44,6 +45,15 @@ def _app(engine: AsyncEngine) -> FastAPI:
     @app.get("/cursor")
     async def cursor() -> None:
         raise InvalidCursor("invalid cursor: pass the 'next' value of the previous page")
+
+    @app.get("/changed")
+    async def changed() -> None:
+        raise StaleDataError("UPDATE statement on table 'tools' expected to update 1 row(s)")
+
+    @app.get("/out-of-range")
+    async def out_of_range() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("select 2147483647 + 1"))
 
     @app.get("/duplicate")
     async def duplicate() -> None:
@@ -87,6 +97,17 @@ async def test_a_violated_key_is_a_409_naming_the_constraint_not_the_value(
     response = await client.get("/duplicate")
     assert response.status_code == 409
     assert response.json() == {"detail": "a row with the same unique key exists (keyed_pkey)"}
+
+
+async def test_a_stale_row_is_a_409_and_a_refused_value_a_422(client: httpx.AsyncClient) -> None:
+    changed = await client.get("/changed")
+    assert changed.status_code == 409
+    assert changed.json() == {"detail": "the row was changed by someone else; read it again"}
+    refused = await client.get("/out-of-range")  # integer out of range: SQLSTATE class 22
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "detail": "a value was refused by the database (too long or out of range)"
+    }
 
 
 async def test_an_unexpected_database_error_logs_the_drivers_one_line(
