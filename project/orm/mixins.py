@@ -29,6 +29,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from project.orm.types import uuid7
 
 INCLUDE_DELETED = "include_deleted"
+#: An execution option: the statement has ``deleted_at IS NULL`` for its only
+#: soft-deletable entity already (``Repository.get``), so the criteria are not added again.
+SOFT_DELETE_FILTERED = "pastetrader_soft_delete_filtered"
 
 
 class UUIDPrimaryKeyMixin:
@@ -134,6 +137,7 @@ def _hide_soft_deleted(state: ORMExecuteState) -> None:
         (state.is_select or state.is_update or state.is_delete)
         and not state.is_column_load
         and not state.execution_options.get(INCLUDE_DELETED, False)
+        and not state.execution_options.get(SOFT_DELETE_FILTERED, False)
     ):
         state.statement = state.statement.options(
             with_loader_criteria(SoftDeleteMixin, _not_deleted, include_aliases=True)

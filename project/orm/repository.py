@@ -31,6 +31,7 @@ from sqlalchemy import (
     Select,
     Table,
     UniqueConstraint,
+    bindparam,
     func,
     inspect,
     select,
@@ -43,6 +44,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from project.exceptions import Conflict, InvalidCursor, NotFound, ProjectError, StaleVersion
 from project.models import INCLUDE_DELETED, Base, VersionedMixin
+from project.orm.mixins import SOFT_DELETE_FILTERED
 
 M = TypeVar("M", bound=Base)
 T = TypeVar("T")
@@ -52,6 +54,10 @@ MANAGED_COLUMNS = frozenset({"id", "created_at", "updated_at", "deleted_at", "ve
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{22}\Z")
 _UNIQUE_VIOLATION = "23505"
 _FOREIGN_KEY_VIOLATION = "23503"
+#: The by-key selects, one per model and flavour (include_deleted, for_update), built
+#: once: a read by key then builds no statement, and SQLAlchemy finds its compiled form
+#: by a cache key the statement has already memoized.
+_BY_KEY: dict[tuple[type[Any], bool, bool], Select[Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -161,12 +167,39 @@ class Repository(Generic[M]):
         for_update: bool = False,
     ) -> M | None:
         """Return the row with key ``ident``, or None."""
+        options = self.options if options is None else tuple(options)
+        if not options:  # the common case: one prepared statement per model
+            by_key = self._by_key(include_deleted, for_update)
+            found: M | None = (await self.session.execute(by_key, {"ident": ident})).scalar()
+            return found
         statement = self.select(options=options, include_deleted=include_deleted).where(
             self.model.id == ident
         )
         if for_update:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.scalars(statement)).unique().one_or_none()
+
+    def _by_key(self, include_deleted: bool, for_update: bool) -> Select[M]:
+        """Return the select of one row by key (bound as ``ident``), built once per model.
+
+        Without loader options the select names one entity, so ``deleted_at IS NULL`` in
+        its WHERE is all the soft-delete criteria would add; it says so
+        (``SOFT_DELETE_FILTERED``), and the session's listener leaves it alone.
+        """
+        key = (self.model, include_deleted, for_update)
+        statement = _BY_KEY.get(key)
+        if statement is None:
+            statement = select(self.model).where(self.model.id == bindparam("ident"))
+            if include_deleted:
+                statement = statement.execution_options(**{INCLUDE_DELETED: True})
+            else:
+                statement = statement.where(self.model.deleted_at.is_(None)).execution_options(
+                    **{SOFT_DELETE_FILTERED: True}
+                )
+            if for_update:
+                statement = statement.with_for_update().execution_options(populate_existing=True)
+            statement = _BY_KEY.setdefault(key, statement)
+        return statement
 
     async def get(
         self,

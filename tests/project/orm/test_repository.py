@@ -51,6 +51,60 @@ async def test_soft_deleted_rows_are_out_unless_asked(db_session: AsyncSession) 
     assert await tools.get(tool.id) is tool
 
 
+async def test_a_read_by_key_sends_one_statement_with_the_filter_once(
+    db_session: AsyncSession, db_engine: AsyncEngine
+) -> None:
+    live, gone = await ToolFactory.create_batch(2)
+    tools = _tools(db_session)
+    await tools.soft_delete(gone.id)
+    with recorded_statements(db_engine) as statements:
+        assert await tools.get(live.id) is live
+        assert await Repository(db_session, Tool).get_or_none(gone.id) is None
+        assert await tools.get_or_none(gone.id, include_deleted=True) is gone
+    # The same prepared text each time, the key bound: the select is built once per model.
+    assert statements[0] == statements[1]
+    assert statements[0].count("deleted_at IS NULL") == 1
+    assert "deleted_at" not in statements[2].split("WHERE", 1)[1]
+
+
+async def test_a_read_by_key_with_options_keeps_them_and_the_filter(
+    db_session: AsyncSession,
+) -> None:
+    tool, gone = await ToolFactory.create_batch(2)
+    agent = await AgentFactory.create()
+    await db_session.execute(
+        text("INSERT INTO agent_tools (agent_id, tool_id) VALUES (:a, :t), (:a, :g)"),
+        {"a": agent.id, "t": tool.id, "g": gone.id},
+    )
+    await _tools(db_session).soft_delete(gone.id)
+    agent_id = agent.id
+    db_session.expunge_all()
+    agents = Repository(db_session, Agent, options=[selectinload(Agent.tools)])
+    # The related rows load through the session's soft-delete criteria.
+    assert [t.id for t in (await agents.get(agent_id)).tools] == [tool.id]
+    await agents.soft_delete(agent_id)
+    assert await agents.get_or_none(agent_id) is None
+    assert await agents.get_or_none(agent_id, options=[]) is None
+    assert await agents.get_or_none(agent_id, include_deleted=True) is not None
+
+
+async def test_get_for_update_locks_and_reads_the_row_again(
+    db_session: AsyncSession, db_engine: AsyncEngine
+) -> None:
+    tool = await ToolFactory.create(description="old")
+    tools = _tools(db_session)
+    await db_session.execute(
+        text("UPDATE tools SET description = 'new' WHERE id = :id"), {"id": tool.id}
+    )
+    with recorded_statements(db_engine) as statements:
+        assert await tools.get(tool.id, for_update=True) is tool
+    assert tool.description == "new"
+    assert statements[-1].rstrip().endswith("FOR UPDATE")
+    await tools.soft_delete(tool.id)
+    assert await tools.get_or_none(tool.id, for_update=True) is None
+    assert await tools.get(tool.id, include_deleted=True, for_update=True) is tool
+
+
 async def test_list_pages_by_key_with_filters(db_session: AsyncSession) -> None:
     made = await ToolFactory.create_batch(7, tool_type=ToolType.NOTIFICATION)
     await ToolFactory.create(tool_type=ToolType.CODE_ANALYZER)
