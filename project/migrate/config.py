@@ -3,7 +3,8 @@
 Alembic's errors turned into the project's one-line errors.
 
 The ScriptDirectory returned here is the one source of the revision graph; only the
-no-op check in ``project.migrate.fastpath`` reads the revision files another way.
+no-op check in ``project.migrate.fastpath`` reads it another way (the revision files'
+literals), and says "don't know" whenever that is not plain.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Answer questions about the revision graph, all of it read from Alembic's
 ScriptDirectory: which revision a name means, what is applied below the database's
-revisions, how far a relative step (``-1``, ``+2``) goes, and which way a target lies."""
+revisions (read from its version table by Alembic's MigrationContext), how far a relative
+step (``-1``, ``+2``) goes, and which way a target lies."""
 
 from __future__ import annotations
 
