@@ -12,8 +12,7 @@ use) costs nothing and connects nowhere. The package's other modules:
 - ``admin``: create, drop, empty and inspect databases on a maintenance connection;
 - ``embedded``: the PostgreSQL started when ``DATABASE_URL`` is unset;
 - ``concurrency``: row locks, optimistic versions, retried transactions;
-- ``inspection``: ``showdb``, ``showtable`` and ``showmodel``;
-- ``errors``: database and driver errors as one line.
+- ``inspection``: ``showdb``, ``showtable`` and ``showmodel``.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ def planned_sql(revision: str = "head") -> tuple[str, str | None]:
     except CommandError:
         raise
     except Exception as error:  # unreachable: render from base, as plain Alembic does
-        from project.management import describe
+        from project.exceptions import describe
 
         if is_relative(target):
             raise CommandError(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from project.conf import get_settings
-from project.exceptions import CommandError
+from project.exceptions import CommandError, sqlstate
 from project.migrate.config import alembic_config, create_migration_engine, translated
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ async def take_lock(connection: Any, timeout: float | None = None) -> None:
     try:
         await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
     except exc.DBAPIError as error:
-        if getattr(error.orig, "sqlstate", None) != "55P03":
+        if sqlstate(error) != "55P03":  # lock_not_available
             raise
         raise CommandError(
             f"another migration is running: advisory lock {LOCK_NAME!r} (key {LOCK_KEY}) "
