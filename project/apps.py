@@ -1,4 +1,4 @@
-"""The app registry: which packages are installed, and loading their models and commands.
+"""The app registry: which packages are installed, and importing their models and modules.
 
 Loading is idempotent and happens in two phases, like Django's: import every app package,
 then every app's ``models`` module. Code that reads ``Base.metadata`` (autogenerate,

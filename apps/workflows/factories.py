@@ -1,8 +1,8 @@
 """Factories for the workflows app.
 
-``WorkflowFactory(with_graph=True)`` builds a valid graph: a trigger, a data-fetching
-tool, an analysing agent, a condition and a notification tool, joined in a chain with a
-conditional branch.
+``WorkflowFactory(with_graph=True)`` builds a valid graph of six nodes and five edges: a
+trigger, a data-fetching tool, an analysing agent and a condition in a chain, the condition
+branching to a notification tool (when true) and an aggregator (when false).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class WorkflowFactory(AsyncFactory[Workflow]):
 
 def build_graph(workflow: Workflow) -> None:
     """Give ``workflow`` a valid graph, unsaved: trigger -> fetch -> analyse -> decide,
-    with the decision branching to a notification."""
+    with the decision branching to a notification (when true) and an aggregator (when
+    false)."""
     fetch_tool = ToolFactory.build(tool_type=ToolType.DATA_FETCHER)
     notify_tool = ToolFactory.build(tool_type=ToolType.NOTIFICATION)
     agent = AgentFactory.build(tools=[fetch_tool])

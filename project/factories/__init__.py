@@ -5,8 +5,9 @@ objects from SubFactories included) without IO, add them to the current session 
 once, so the ORM inserts each table in dependency order and in batches. A factory never
 commits or closes: the caller's transaction, or the test's, stays in charge.
 
-The session is the test's ``db_session`` inside tests; elsewhere (seeding, the shell) wrap
-the calls in ``use_session(session)`` or pass ``_session=session``.
+The session is the test's ``db_session`` inside tests and the shell's ``session`` in
+``manage.py shell``; elsewhere (a script, a task) wrap the calls in ``use_session(session)``
+or pass ``_session=session``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class AsyncFactory(Factory[M], Generic[M]):
 
         When factory_boy would only evaluate declarations that ``project.factories.rows``
         reproduces exactly (no SubFactory, no post-generation hook that runs, no custom
-        hook), they are evaluated directly, about 25 times faster than factory_boy's
-        resolver, with the same values and sequence numbers; otherwise factory_boy builds.
+        hook), they are evaluated directly, with the same values and sequence numbers:
+        ``ToolFactory.build`` takes 22 us an object against factory_boy's 72 us, and most of
+        what is left is Faker's. Otherwise factory_boy builds.
         """
         plan = _direct_plan(cls, kwargs)
         if plan is None:

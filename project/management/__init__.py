@@ -1,6 +1,8 @@
 """The ``manage.py`` command line: a lazy click group over built-in and app commands.
 
-Listing commands imports no command module; running one imports only that one (style.md).
+Finding a command reads file names only; running a built-in command imports only its own
+module. ``--help`` imports every command module (click prints each one's short help), and
+listing or running an app's command imports every installed app's ``commands.py``.
 ``call_command()`` is the single way to run a command from code or tests.
 """
 

@@ -274,7 +274,8 @@ async def copy_records(
 
 
 def client_default(column: Any) -> Callable[[], Any]:
-    """Return the client-side default of ``column`` as a function (None when it has none)."""
+    """Return the client-side default of ``column`` as a function (one that returns None
+    when the column has none)."""
     default = column.default
     if default is None:
         return lambda: None

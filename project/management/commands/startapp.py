@@ -6,7 +6,7 @@ import click
 @click.command()
 @click.argument("name")
 def command(name: str) -> None:
-    """Create apps/NAME/ with models, factories, seeds, commands and a test."""
+    """Create apps/NAME/ with models, factories, seeds, commands, an API and a test."""
     from project.management.scaffold import startapp
 
     for path in startapp(name):
