@@ -7,6 +7,9 @@
   otherwise): a development server reachable from the network is read-only.
 
 Only sha256 digests of the tokens are kept, compared in constant time.
+
+``require_write_access`` is one dependency, the bearer scheme itself (so ``/docs`` shows
+it): a read costs one method check, not a scheme and a dependency solved per request.
 """
 
 from __future__ import annotations
@@ -15,18 +18,13 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException, Request
+from fastapi.security import HTTPBearer
 
 from project.conf import get_settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-_bearer = HTTPBearer(
-    auto_error=False, description="One of the API_TOKENS; needed for writes in production."
-)
 
 
 def token_matches(token: str, hashes: Iterable[str]) -> bool:
@@ -51,18 +49,13 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-async def require_write_access(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Let reads through; let a write through only with a valid token (or from loopback
-    in development when no tokens are set)."""
-    if request.method in SAFE_METHODS:
-        return
+def check_write_access(request: Request, token: str | None) -> None:
+    """Raise 401 unless ``token`` is one of the API tokens (when tokens are set, and
+    always in production), else 403 unless the client is on loopback."""
     settings = get_settings()
     hashes = settings.api_token_hashes
     if hashes or settings.is_production:
-        if credentials is None or not token_matches(credentials.credentials, hashes):
+        if token is None or not token_matches(token, hashes):
             raise HTTPException(
                 status_code=401,
                 detail="writing needs a valid bearer token (Authorization: Bearer <token>)",
@@ -75,3 +68,22 @@ async def require_write_access(
             status_code=403,
             detail="without API_TOKENS, writes are accepted only from loopback",
         )
+
+
+class WriteAccess(HTTPBearer):
+    """The API's bearer scheme as a dependency: reads pass, a write needs a valid token
+    (or, in development with no tokens set, a loopback client)."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        """Let reads through; refuse a write without access (401, or 403 off loopback)."""
+        if request.method in SAFE_METHODS:
+            return
+        credentials = await super().__call__(request)
+        check_write_access(request, credentials.credentials if credentials else None)
+
+
+require_write_access = WriteAccess(
+    auto_error=False,
+    scheme_name="HTTPBearer",
+    description="One of the API_TOKENS; needed for writes in production.",
+)

@@ -266,3 +266,28 @@ def test_importing_the_app_connects_to_nothing() -> None:
     result = run_python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 5
+
+
+def test_serving_freezes_startup_and_collects_the_young_generation_less_often() -> None:
+    # In a process of its own: the collector's settings are the process's.
+    env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{_free_port()}/none"}
+    code = """if True:
+        import asyncio, gc
+        from project import asgi
+
+        async def serve_twice():
+            for _ in range(2):
+                async with asgi.app.router.lifespan_context(asgi.app):
+                    print(gc.get_freeze_count(), gc.get_threshold()[0])
+
+        print(gc.get_freeze_count(), gc.get_threshold()[0])
+        asyncio.run(serve_twice())
+    """
+    result = run_python("-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    before, first, second = (line.split() for line in result.stdout.splitlines())
+    assert before == ["0", "700"]
+    assert int(first[0]) > 10_000  # the app, the models, FastAPI and SQLAlchemy
+    assert first[1] == second[1] == "10000"
+    # Once per process: a second freeze would add what was built since the first.
+    assert int(second[0]) <= int(first[0])
