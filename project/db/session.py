@@ -19,11 +19,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -31,15 +31,19 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from project.conf import Settings, get_settings
-from project.db import liveness
+from project.db import liveness, target
+from project.db.target import database_url
 from project.db.url import DatabaseURL
 from project.exceptions import ProjectError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
     from project.db.replicas import Router
 
     engine: AsyncEngine  # made by get_engine() on first use: see __getattr__
@@ -56,56 +60,13 @@ class _State:
     """The engine of this process and what sessions bind to."""
 
     def __init__(self) -> None:
-        self.url: DatabaseURL | None = None
         self.engine: AsyncEngine | None = None
-        self.binds: list[AsyncConnection] = []
-        self.sessions: list[AsyncSession] = []  # what factories write through
         # None: the settings' replicas (none once use_database() points elsewhere).
         self.replica_urls: tuple[DatabaseURL, ...] | None = None
         self.router: Router | None = None
 
 
 _state = _State()
-
-
-def database_url(settings: Settings | None = None) -> DatabaseURL:
-    """Return the database URL: the one set by ``use_database()``, the settings' one, or
-    the embedded server's (started if need be)."""
-    if _state.url is not None:
-        return _state.url
-    settings = settings or get_settings()
-    if settings.database_url is not None:
-        return settings.database_url
-    from project.db import embedded
-
-    return embedded.ensure_running()
-
-
-def configured_url() -> DatabaseURL | None:
-    """Return the URL set by ``use_database()``, else the settings' (None: embedded),
-    without starting anything."""
-    return _state.url or get_settings().database_url
-
-
-def direct_database_url(settings: Settings | None = None) -> DatabaseURL:
-    """Return the URL for work that must bypass a pooler: migrations and their lock."""
-    if _state.url is not None:
-        return _state.url
-    settings = settings or get_settings()
-    return settings.database_direct_url or database_url(settings)
-
-
-def sqlalchemy_url(url: DatabaseURL) -> URL:
-    """Convert ``url`` to SQLAlchemy's URL object."""
-    return URL.create(
-        "postgresql+asyncpg",
-        username=url.username,
-        password=url.password,
-        host=url.host,
-        port=url.port,
-        database=url.database,
-        query=url.query_dict,
-    )
 
 
 def _unique_statement_name() -> str:
@@ -179,7 +140,7 @@ def create_engine(
     if settings.pgbouncer:
         options["connect_args"] = {**PGBOUNCER_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
     options.update(kwargs)
-    engine = create_async_engine(sqlalchemy_url(url), **options)
+    engine = create_async_engine(url.to_sqlalchemy(), **options)
     if pooled and settings.pool_pre_ping:
         pool = engine.sync_engine.pool
         event.listen(pool, "connect", _mark_used)
@@ -191,7 +152,7 @@ def create_engine(
 def get_engine() -> AsyncEngine:
     """Return the process's engine, creating it on first use."""
     if _state.engine is None:
-        engine = create_engine(_state.url)
+        engine = create_engine()
         if replica_urls():
             from project.db import replicas
 
@@ -205,7 +166,7 @@ def replica_urls() -> tuple[DatabaseURL, ...]:
     ``use_database()`` has not pointed elsewhere (a test database mirrors itself)."""
     if _state.replica_urls is not None:
         return _state.replica_urls
-    if _state.url is not None:
+    if target.chosen() is not None:
         return ()
     return get_settings().database_replica_urls
 
@@ -236,7 +197,7 @@ def create_read_engine(url: DatabaseURL | None, replica: bool) -> AsyncEngine:
         options["isolation_level"] = "AUTOCOMMIT"
         if not replica:
             connect_args["server_settings"] = {"default_transaction_read_only": "on"}
-    return create_engine(url or _state.url, settings, connect_args=connect_args, **options)
+    return create_engine(url, settings, connect_args=connect_args, **options)
 
 
 def get_router() -> Router:
@@ -283,56 +244,92 @@ async def use_database(url: DatabaseURL | None) -> None:
 def set_database_url(url: DatabaseURL | None) -> None:
     """Like ``use_database()`` for code without a loop; the current engine is forgotten,
     so dispose of it first if it was used."""
-    _state.url = url
+    target.choose(url)
     _state.engine = None
     _state.router = None
 
 
+# What new sessions join (``bind_to()``) and factories write through (``use_session()``),
+# per contextvars context: a task started inside the block inherits them, and concurrent
+# tasks, requests and tests never see each other's.
+_bound: ContextVar[AsyncConnection | None] = ContextVar("project_db_bound", default=None)
+_session: ContextVar[AsyncSession | None] = ContextVar("project_db_session", default=None)
+
+
 @contextmanager
 def bind_to(connection: AsyncConnection) -> Iterator[None]:
-    """Make every new session join ``connection``'s transaction while the block runs.
+    """Make every new session in this context join ``connection``'s transaction while the
+    block runs (tasks started inside it too).
 
     Sessions then commit savepoints, not the outer transaction, so a test (or a sandboxed
     shell) can roll everything back.
     """
-    _state.binds.append(connection)
+    token = _bound.set(connection)
     try:
         yield
     finally:
-        _state.binds.remove(connection)
+        _bound.reset(token)
+
+
+def bound_connection() -> AsyncConnection | None:
+    """Return the connection that new sessions in this context join (``bind_to()``)."""
+    return _bound.get()
 
 
 @contextmanager
 def use_session(session: AsyncSession) -> Iterator[AsyncSession]:
-    """Make factories write through ``session`` while the block runs."""
-    _state.sessions.append(session)
+    """Make factories in this context write through ``session`` while the block runs."""
+    token = _session.set(session)
     try:
         yield session
     finally:
-        _state.sessions.remove(session)
+        _session.reset(token)
 
 
 def current_session() -> AsyncSession:
-    """Return the session factories write through."""
-    if not _state.sessions:
+    """Return the session factories write through in this context."""
+    session = _session.get()
+    if session is None:
         raise ProjectError(
             "no session for factories: use the db_session fixture, use_session(session), "
             "or pass _session=session"
         )
-    return _state.sessions[-1]
+    return session
+
+
+class _EngineOnFirstUse(Session):
+    """A session without a bind of its own runs on the process's engine, which it takes
+    (creating it if need be) at its first query and keeps: making a session connects
+    nothing and creates no engine, so the shell starts with the database down."""
+
+    _engine: Engine | None = None
+
+    def get_bind(self, mapper: Any = None, **kw: Any) -> Engine | Connection:
+        if self.bind is None and not self.binds and kw.get("bind") is None:
+            if self._engine is None:
+                self._engine = get_engine().sync_engine
+            return self._engine
+        return super().get_bind(mapper, **kw)
 
 
 class _LazySessionMaker(async_sessionmaker[AsyncSession]):
-    """An async_sessionmaker that binds to the current engine (or bound connection) per call."""
+    """An async_sessionmaker whose sessions join this context's bound connection
+    (``bind_to()``), else the current engine at their first query."""
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         if "bind" not in local_kw:
-            local_kw["bind"] = _state.binds[-1] if _state.binds else get_engine()
+            connection = _bound.get()
+            if connection is not None:
+                local_kw["bind"] = connection
+            elif "sync_session_class" in local_kw:  # a class of its own: bind it now
+                local_kw["bind"] = get_engine()
         return super().__call__(**local_kw)
 
 
 async_session: async_sessionmaker[AsyncSession] = _LazySessionMaker(
-    expire_on_commit=False, join_transaction_mode="create_savepoint"
+    expire_on_commit=False,
+    join_transaction_mode="create_savepoint",
+    sync_session_class=_EngineOnFirstUse,
 )
 
 
@@ -365,9 +362,10 @@ async def _read_session() -> AsyncIterator[AsyncSession]:
 
     session_class = read_only_session_class()
     connection: AsyncConnection | None = None
-    if _state.binds:  # a test's transaction: join it, to see its rows, in a savepoint
+    bound = _bound.get()
+    if bound is not None:  # a test's transaction: join it, to see its rows, in a savepoint
         session = AsyncSession(
-            bind=_state.binds[-1],
+            bind=bound,
             expire_on_commit=False,
             sync_session_class=session_class,
             join_transaction_mode="create_savepoint",

@@ -16,12 +16,10 @@ from typing import Any, NoReturn
 
 import click
 
-from project.exceptions import ProjectError, describe, scrub
-from project.management import shutdown
+from project import shutdown
+from project.exceptions import ProjectError, describe
 
-# describe and scrub live in project.exceptions; named here only until the last callers
-# below the CLI import them from there.
-__all__ = ["call_command", "cli", "describe", "main", "scrub"]
+__all__ = ["call_command", "cli", "main"]
 
 COMMANDS_DIR = Path(__file__).parent / "commands"
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import linecache
 import signal
@@ -36,7 +37,8 @@ import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from project.exceptions import CommandError
+from project.db.target import database_label
+from project.exceptions import CommandError, describe
 from project.shell.console import Console, setup_readline
 from project.shell.namespace import (
     Loaded,
@@ -46,12 +48,11 @@ from project.shell.namespace import (
     make_session,
 )
 from project.shell.recovery import Recovery
-from project.shell.tracebacks import database_note, format_error, one_line, sql_error
+from project.shell.tracebacks import database_note, format_error, sql_error
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
 
-    from project.conf import Settings
 
 Interface = Literal["python", "ipython"]
 T = TypeVar("T")
@@ -64,18 +65,6 @@ EXIT_SIGNALS = tuple(
 )
 
 
-def database_label(settings: Settings) -> str:
-    """Return the configured database as text, password hidden, without connecting."""
-    if settings.database_url is not None:
-        return str(settings.database_url)
-    from project.db import embedded
-
-    url = embedded.running_url()
-    if url is not None:
-        return f"{url} (embedded)"
-    return f"the embedded PostgreSQL in {embedded.DATA_DIR} (not running; starts on first use)"
-
-
 class Shell:
     """One shell session: its loop, session, optional sandbox and namespace."""
 
@@ -86,6 +75,9 @@ class Shell:
         self.imports = imports
         self.full_tracebacks = full_tracebacks
         self.loop = asyncio.new_event_loop()
+        # Every input, the sandbox and the clean-up run in this one context: what one line
+        # binds (the sandbox's connection, the factories' session) the next still sees.
+        self.context = contextvars.copy_context()
         self.namespace = Namespace()
         self.loaded: Loaded | None = None
         self.session: AsyncSession | None = None
@@ -102,8 +94,12 @@ class Shell:
         self._cell: asyncio.Task[Any] | None = None
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the shell's loop."""
-        return self.loop.run_until_complete(coroutine)
+        """Run ``coroutine`` on the shell's loop, in the shell's context."""
+        return self.loop.run_until_complete(self.task(coroutine))
+
+    def task(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Start ``coroutine`` as a task on the shell's loop, in the shell's context."""
+        return self.loop.create_task(coroutine, context=self.context)
 
     def start(self) -> None:
         """Read the settings, open the sandbox if asked, and build the namespace."""
@@ -121,28 +117,25 @@ class Shell:
         if self.imports:
             if self.session is None:
                 self.session = make_session()
-            self.loaded = build_namespace(self.session, connection=self.connection)
+            self.loaded = self.context.run(
+                build_namespace, self.session, connection=self.connection
+            )
             self.namespace = self.loaded.namespace
             self._exits.enter_context(self.loaded.exits)
             restart = self._restart_sandbox if self.sandbox else None
             self.recovery = Recovery(self.session, connection=self.connection, restart=restart)
 
     async def _open_sandbox(self) -> None:
-        from sqlalchemy.ext.asyncio import AsyncSession
-
         from project import db
-        from project.management import describe
 
         try:
             self.connection = await db.get_engine().connect()
             self.transaction = await self.connection.begin()
         except Exception as error:
             raise CommandError(f"--sandbox needs the database: {describe(error)}") from None
-        # get_db() and session_scope() in the shell join the sandbox too.
+        # The session, get_db() and session_scope() in the shell join the sandbox.
         self._exits.enter_context(db.bind_to(self.connection))
-        self.session = AsyncSession(
-            bind=self.connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
+        self.session = make_session()
 
     async def _restart_sandbox(self) -> None:
         """Roll the sandbox's outer transaction back and begin another on its connection,
@@ -288,13 +281,13 @@ class Shell:
             shell: Any, etype: type[BaseException], value: BaseException, *_: Any, **__: Any
         ) -> None:
             sys.last_type, sys.last_value, sys.last_traceback = etype, value, value.__traceback__
-            text = database_note(value) or sql_error(value) or one_line(value)
+            text = database_note(value) or sql_error(value) or describe(value)
             print(self.scrub(f"{text}\n(%tb or tb() shows the full traceback.)"), file=sys.stderr)
 
         ipython.set_custom_exc((DBAPIError, DatabaseUnavailable), show)
 
     def _run_cell(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        self._cell = self.loop.create_task(self._recovering(coroutine))
+        self._cell = self.task(self._recovering(coroutine))
         try:
             result: T = self.loop.run_until_complete(self._cell)
             return result
@@ -336,7 +329,7 @@ class Shell:
         try:
             self.run(self._close())
         finally:
-            self._exits.close()
+            self.context.run(self._exits.close)  # what they reset was set in that context
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
             asyncio.set_event_loop(None)

@@ -116,18 +116,27 @@ class Console(code.InteractiveConsole):
             if not inspect.iscoroutine(result):
                 future.set_result(result)
                 return
-            self.task = loop.create_task(_leave_on_exit(result))
+            self.task = self.shell.task(_leave_on_exit(result))
             self.task.add_done_callback(lambda task: _copy_outcome(task, future))
 
-        loop.call_soon_threadsafe(start)
+        # In the shell's context, as every input: what one line binds, the next sees.
+        loop.call_soon_threadsafe(start, context=self.shell.context)
         return future.result()
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the shell's loop from the console's thread."""
+        """Run ``coroutine`` on the shell's loop, in the shell's context, from the
+        console's thread (``run_coroutine_threadsafe`` would run it in a copy of this
+        thread's context)."""
         if self.shell.closing.is_set():  # a signal ends the shell: the loop is cleaning up
             coroutine.close()
             threading.Event().wait()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.shell.loop).result()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def start() -> None:
+            self.shell.task(coroutine).add_done_callback(lambda task: _copy_outcome(task, future))
+
+        self.shell.loop.call_soon_threadsafe(start)
+        return future.result()
 
     def _note(self, note: str | None) -> None:
         if note:

@@ -21,7 +21,6 @@ from project.shell.tracebacks import tb
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from project.apps import AppConfig
@@ -66,7 +65,7 @@ class Loaded:
     namespace: Namespace = field(default_factory=Namespace)
     names: list[Preloaded] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # Holds the factories' use of the shell's session, from the first factory used on.
+    # Holds the factories' use of the shell's session.
     exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def add(self, name: str, value: Any, kind: str, origin: str, *, instead: str = "") -> bool:
@@ -130,19 +129,12 @@ def _get_engine() -> Any:
 
 
 def make_session() -> AsyncSession:
-    """Return an AsyncSession that creates the engine and connects on its first query."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-    from sqlalchemy.orm import Session
+    """Return the shell's session: ``project.db.async_session()``, which joins the
+    sandbox's connection inside ``bind_to()`` and otherwise takes the engine (creating it)
+    at its first query."""
+    from project import db
 
-    class EngineOnFirstUse(Session):
-        def get_bind(self, mapper: Any = None, **kw: Any) -> Engine | Connection:
-            if self.bind is None:
-                from project import db
-
-                self.bind = db.get_engine().sync_engine
-            return super().get_bind(mapper, **kw)
-
-    return AsyncSession(sync_session_class=EngineOnFirstUse, expire_on_commit=False)
+    return db.async_session()
 
 
 def factory_names(config: AppConfig) -> list[str] | None:
@@ -177,6 +169,7 @@ def build_namespace(session: AsyncSession, *, connection: AsyncConnection | None
     """
     import sqlalchemy
 
+    from project import db
     from project.apps import apps
     from project.conf import get_settings
     from project.models import Base
@@ -219,16 +212,14 @@ def build_namespace(session: AsyncSession, *, connection: AsyncConnection | None
         if label is not None:
             members[label][model.__name__] = model
 
-    bound: list[AsyncSession] = []
+    # Factories write through the shell's session: in this context, which the shell keeps
+    # for all its inputs (project.db.use_session imports no factory_boy).
+    loaded.exits.enter_context(db.use_session(session))
 
     def import_factories(config: AppConfig) -> ModuleType:
         module = config.import_module("factories")
         if module is None:  # pragma: no cover - the file was there a moment ago
             raise CommandError(f"{config.name}.factories has gone")
-        if not bound:  # the first factory used: factories write through the shell's session
-            from project.factories import use_session
-
-            bound.append(loaded.exits.enter_context(use_session(session)))
         return module
 
     for config in configs:

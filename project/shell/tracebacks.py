@@ -8,10 +8,7 @@ import traceback
 
 from project.exceptions import describe, driver_error, is_connection_failure, scrub
 
-__all__ = ["database_note", "format_error", "one_line", "sql_error", "tb"]
-
-# The one line is describe()'s; the name stays until project.shell imports that instead.
-one_line = describe
+__all__ = ["database_note", "format_error", "sql_error", "tb"]
 
 
 def database_note(error: BaseException) -> str | None:

@@ -249,14 +249,6 @@ def test_reporting_imports_no_database_library() -> None:
     assert lines[2] == "cannot connect to the database: [Errno 111] Connection refused"
 
 
-# Modules below the CLI that still import project.management (files of others), with what
-# for. The test fails on a new one, and on one that no longer does: then drop it here.
-_PENDING_UPWARD = {
-    "project/testing/plugin.py": "describe, scrub; and shutdown, which is no error",
-    "project/shell/__init__.py": "describe: import it from project.exceptions",
-}
-
-
 def _imports_management(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
@@ -278,4 +270,4 @@ def test_nothing_below_the_cli_imports_it() -> None:
         if "management" not in path.relative_to(ROOT).parts
     ]
     upward = {str(path.relative_to(ROOT)) for path in below if _imports_management(path)}
-    assert upward == set(_PENDING_UPWARD)
+    assert upward == set()

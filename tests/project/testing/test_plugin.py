@@ -351,7 +351,7 @@ COLLECTING = gc.isenabled()
 
 
 def test_state():
-    shutdown = sys.modules.get("project.management.shutdown")
+    shutdown = sys.modules.get("project.shutdown")
     report = (
         f"{gc.get_freeze_count()} {COLLECTING} {gc.isenabled()} {sys.dont_write_bytecode} "
         f"{bool(shutdown and shutdown._registered)}"

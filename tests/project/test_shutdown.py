@@ -49,7 +49,7 @@ def test_without_it_nothing_is_frozen() -> None:
 def test_registering_twice_freezes_once() -> None:
     code = (
         "import atexit\n"
-        "from project.management import shutdown\n"
+        "from project import shutdown\n"
         "before = atexit._ncallbacks()\n"
         "shutdown.skip_final_collections()\n"
         "shutdown.skip_final_collections()\n"
