@@ -57,7 +57,8 @@ _LAST_USED = "last_used"
 
 
 class _State:
-    """The engine of this process and what sessions bind to."""
+    """The engine of this process, the replicas' URLs and the replica router (what a
+    task binds to is per context: ``_bound`` and ``_session``)."""
 
     def __init__(self) -> None:
         self.engine: AsyncEngine | None = None
@@ -242,8 +243,9 @@ async def use_database(url: DatabaseURL | None) -> None:
 
 
 def set_database_url(url: DatabaseURL | None) -> None:
-    """Like ``use_database()`` for code without a loop; the current engine is forgotten,
-    so dispose of it first if it was used."""
+    """Point the engine and sessions at ``url`` without a running loop, as
+    ``use_database()`` does; the current engine is forgotten, so dispose of it first if it
+    was used."""
     target.choose(url)
     _state.engine = None
     _state.router = None
@@ -400,7 +402,7 @@ async def get_db() -> AsyncIterator[AsyncSession]:
     In endpoints, declare ``session: SessionDep`` rather than ``Depends(get_db)``. FastAPI
     runs a plain ``Depends`` dependency's exit code after the response has been sent, so
     a COMMIT that fails there (a deferred constraint, a serialization failure) loses the
-    row while the client was already told 200. ``SessionDep`` commits before the
+    row while the client was already told 201. ``SessionDep`` commits before the
     response, and a failing commit answers 500::
 
         from fastapi import FastAPI
