@@ -1,13 +1,11 @@
 """``manage.py dbshell``."""
 
-import os
-import shutil
-import subprocess
-
 import click
 
 
 def _psql() -> str:
+    import shutil
+
     found = shutil.which("psql")
     if found:
         return found
@@ -20,6 +18,9 @@ def _psql() -> str:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def command(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database (extra arguments go to psql)."""
+    import os
+    import subprocess
+
     from project.db.target import database_url
 
     # Everything, the password included, travels in libpq's environment: never in argv,

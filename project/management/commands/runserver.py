@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 import click
@@ -37,6 +36,8 @@ def parse_addrport(addrport: str) -> tuple[str, int]:
 
 
 def _is_ip(host: str) -> bool:
+    import ipaddress  # here, not at the top: --help imports every command
+
     try:
         ipaddress.ip_address(host)
     except ValueError:
