@@ -1,6 +1,8 @@
 """``/api/agents``: create, list, read, update and soft-delete agents with their tools.
 
-The agent's tools load with it (``selectinload``), so no response lazy-loads.
+The agent's tools load with it (``selectinload``), so no response lazy-loads. As in
+``apps.tools.api``, endpoints return the rows and FastAPI reads ``AgentOut`` from them
+once; ``tool_ids`` comes from the loaded ``tools``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -21,6 +23,7 @@ from apps.tools.models import Tool
 from project.api.schemas import After, Limit, Output, Page, Patch
 from project.db import ReadSessionDep, SessionDep
 from project.enums import AuthMode, ModelProvider
+from project.orm import repository
 from project.orm.repository import Repository
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -68,15 +71,15 @@ class AgentOut(Output):
     system_prompt: str
     config: dict[str, Any]
     is_active: bool
-    tool_ids: list[uuid.UUID]
+    # Read from an Agent, the keys of its loaded tools; from a mapping, ``tool_ids``.
+    tool_ids: list[uuid.UUID] = Field(validation_alias=AliasChoices("tool_ids", "tools"))
     created_at: datetime
     updated_at: datetime
 
+    @field_validator("tool_ids", mode="before")
     @classmethod
-    def of(cls, agent: Agent) -> AgentOut:
-        """Return the schema of ``agent`` (its tools loaded)."""
-        fields = {name: getattr(agent, name) for name in cls.model_fields if name != "tool_ids"}
-        return cls(**fields, tool_ids=[tool.id for tool in agent.tools])
+    def _keys(cls, value: Any) -> Any:
+        return [getattr(item, "id", item) for item in value]
 
 
 def agents(session: AsyncSession) -> Repository[Agent]:
@@ -93,40 +96,39 @@ async def _tools(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Tool]:
     return found
 
 
-@router.post("", status_code=201)
-async def create_agent(body: AgentIn, session: SessionDep) -> AgentOut:
+@router.post("", status_code=201, response_model=AgentOut)
+async def create_agent(body: AgentIn, session: SessionDep) -> Agent:
     """Create an agent; 409 when a live agent has its name."""
     values = body.model_dump(exclude={"tool_ids"})
     agent = Agent(**values, tools=await _tools(session, body.tool_ids))
-    return AgentOut.of(await agents(session).add(agent))
+    return await agents(session).add(agent)
 
 
-@router.get("")
+@router.get("", response_model=Page[AgentOut])
 async def list_agents(
     session: ReadSessionDep, limit: Limit = 50, after: After = None
-) -> Page[AgentOut]:
+) -> repository.Page[Agent]:
     """List live agents, oldest first, a page at a time."""
-    page = await agents(session).list(limit=limit, after=after)
-    return Page(items=[AgentOut.of(agent) for agent in page.items], next=page.next)
+    return await agents(session).list(limit=limit, after=after)
 
 
-@router.get("/{agent_id}")
-async def get_agent(agent_id: uuid.UUID, session: ReadSessionDep) -> AgentOut:
+@router.get("/{agent_id}", response_model=AgentOut)
+async def get_agent(agent_id: uuid.UUID, session: ReadSessionDep) -> Agent:
     """Return one agent; 404 when there is none (or it was deleted)."""
-    return AgentOut.of(await agents(session).get(agent_id))
+    return await agents(session).get(agent_id)
 
 
-@router.patch("/{agent_id}")
-async def update_agent(agent_id: uuid.UUID, body: AgentPatch, session: SessionDep) -> AgentOut:
+@router.patch("/{agent_id}", response_model=AgentOut)
+async def update_agent(agent_id: uuid.UUID, body: AgentPatch, session: SessionDep) -> Agent:
     """Change the fields sent; 409 when the new name is taken."""
-    repository = agents(session)
-    agent = await repository.get(agent_id)
+    repo = agents(session)
+    agent = await repo.get(agent_id)
     changes = body.changes()
     if "tool_ids" in changes:
         tool_ids = changes.pop("tool_ids")
         assert isinstance(tool_ids, list)
         agent.tools = await _tools(session, tool_ids)
-    return AgentOut.of(await repository.update(agent, changes))
+    return await repo.update(agent, changes)
 
 
 @router.delete("/{agent_id}", status_code=204, response_class=Response)

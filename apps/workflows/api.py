@@ -22,6 +22,7 @@ from project.api.schemas import After, Limit, Output, Page, Patch
 from project.db import ReadSessionDep, SessionDep
 from project.enums import ExecutionStatus, NodeType, TriggerType
 from project.exceptions import NotFound
+from project.orm import repository
 from project.orm.repository import Repository
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -115,47 +116,44 @@ def workflows(session: AsyncSession) -> Repository[Workflow]:
     return Repository(session, Workflow)
 
 
-@router.post("", status_code=201)
-async def create_workflow(body: WorkflowIn, session: SessionDep) -> WorkflowOut:
+@router.post("", status_code=201, response_model=WorkflowOut)
+async def create_workflow(body: WorkflowIn, session: SessionDep) -> Workflow:
     """Create a workflow with an empty graph."""
-    workflow = await workflows(session).add(Workflow(**body.model_dump()))
-    return WorkflowOut.model_validate(workflow)
+    return await workflows(session).add(Workflow(**body.model_dump()))
 
 
-@router.get("")
+@router.get("", response_model=Page[WorkflowOut])
 async def list_workflows(
     session: ReadSessionDep,
     limit: Limit = 50,
     after: After = None,
     trigger_type: TriggerType | None = None,
-) -> Page[WorkflowOut]:
+) -> repository.Page[Workflow]:
     """List live workflows, oldest first, a page at a time (without their graphs)."""
     filters = [Workflow.trigger_type == trigger_type] if trigger_type is not None else []
-    page = await workflows(session).list(*filters, limit=limit, after=after)
-    return Page(items=[WorkflowOut.model_validate(w) for w in page.items], next=page.next)
+    return await workflows(session).list(*filters, limit=limit, after=after)
 
 
-@router.get("/{workflow_id}")
-async def get_workflow(workflow_id: uuid.UUID, session: ReadSessionDep) -> WorkflowGraphOut:
+@router.get("/{workflow_id}", response_model=WorkflowGraphOut)
+async def get_workflow(workflow_id: uuid.UUID, session: ReadSessionDep) -> Workflow:
     """Return a workflow with its nodes and edges (three queries)."""
     workflow = (
         await session.scalars(Workflow.with_graph().where(Workflow.id == workflow_id))
     ).one_or_none()
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
-    return WorkflowGraphOut.model_validate(workflow)
+    return workflow
 
 
-@router.patch("/{workflow_id}")
+@router.patch("/{workflow_id}", response_model=WorkflowOut)
 async def update_workflow(
     workflow_id: uuid.UUID, body: WorkflowPatch, session: SessionDep
-) -> WorkflowOut:
+) -> Workflow:
     """Change the fields sent; 409 when the workflow is no longer at ``version``."""
     changes = body.changes()
     version = changes.pop("version")
     assert isinstance(version, int)
-    updated = await workflows(session).update(workflow_id, changes, version=version)
-    return WorkflowOut.model_validate(updated)
+    return await workflows(session).update(workflow_id, changes, version=version)
 
 
 @router.delete("/{workflow_id}", status_code=204, response_class=Response)
@@ -164,21 +162,20 @@ async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep) -> None:
     await workflows(session).soft_delete(workflow_id)
 
 
-@router.get("/{workflow_id}/executions")
+@router.get("/{workflow_id}/executions", response_model=Page[ExecutionOut])
 async def list_executions(
     workflow_id: uuid.UUID,
     session: ReadSessionDep,
     status: Annotated[ExecutionStatus | None, Query()] = None,
     limit: Limit = 50,
     after: After = None,
-) -> Page[ExecutionOut]:
+) -> repository.Page[WorkflowExecution]:
     """List a workflow's runs, newest first, optionally of one status."""
     if not await workflows(session).exists(Workflow.id == workflow_id):
         raise NotFound(f"workflow {workflow_id} does not exist")
     filters = [WorkflowExecution.workflow_id == workflow_id]
     if status is not None:
         filters.append(WorkflowExecution.status == status)
-    page = await Repository(session, WorkflowExecution).list(
+    return await Repository(session, WorkflowExecution).list(
         *filters, order="desc", limit=limit, after=after
     )
-    return Page(items=[ExecutionOut.model_validate(e) for e in page.items], next=page.next)

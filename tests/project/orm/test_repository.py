@@ -88,6 +88,30 @@ async def test_a_read_by_key_with_options_keeps_them_and_the_filter(
     assert await agents.get_or_none(agent_id, include_deleted=True) is not None
 
 
+async def test_values_reads_columns_and_loads_no_entity(
+    db_session: AsyncSession, db_engine: AsyncEngine
+) -> None:
+    tool, gone = await ToolFactory.create_batch(2, config={"period": 14})
+    tools = _tools(db_session)
+    await tools.soft_delete(gone.id)
+    db_session.expunge_all()
+    with recorded_statements(db_engine) as statements:
+        row = await tools.values(tool.id, "name", "tool_type", "config")
+        again = await Repository(db_session, Tool).values(tool.id, "name", "tool_type", "config")
+    assert (row.name, row.tool_type, row.config) == (tool.name, tool.tool_type, {"period": 14})
+    assert isinstance(row.tool_type, ToolType)  # the columns' types still apply
+    assert row == again
+    assert statements[0] == statements[1]  # one select per model and columns, built once
+    assert statements[0].count("deleted_at IS NULL") == 1
+    assert len(db_session.identity_map) == 0
+    with pytest.raises(NotFound, match=f"tool {gone.id} does not exist"):
+        await tools.values(gone.id)
+    every = await tools.values(gone.id, include_deleted=True)
+    assert (every.id, every.deleted_at is not None) == (gone.id, True)
+    with pytest.raises(ProjectError, match="Tool has no column 'nope'"):
+        await tools.values(tool.id, "nope")
+
+
 async def test_get_for_update_locks_and_reads_the_row_again(
     db_session: AsyncSession, db_engine: AsyncEngine
 ) -> None:
