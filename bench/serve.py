@@ -5,7 +5,11 @@
 1. Requests per second of ``GET /api/tools/{id}`` under uvicorn (one worker, loopback)
    against a bare FastAPI endpoint that runs the same query on an asyncpg pool, served
    the same way (target: at least 0.5x). A small keep-alive HTTP/1.1 client sends
-   ``REQUESTS`` requests over ``CONCURRENCY`` connections to each, after a warm-up.
+   ``REQUESTS`` requests over ``CONCURRENCY`` connections to each, after a warm-up, in
+   ``ROUNDS`` rounds that alternate between the two servers (both run throughout), so a
+   machine shared with other work slows both alike; the ratio is of the medians. Both
+   keep up to ``POOL_SIZE`` connections (the project's ``DB_POOL_SIZE``, no overflow),
+   and each server's CPU time per request is shown beside its rate.
 2. The queries ``GET /api/workflows/{id}`` sends for a 200-node, 400-edge workflow
    (target: at most 4).
 """
@@ -16,10 +20,12 @@ import asyncio
 import contextlib
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import bench_database, now, refuse_production
@@ -30,6 +36,11 @@ from project.db.url import DatabaseURL
 REQUESTS = 3_000
 WARMUP = 300
 CONCURRENCY = 10
+ROUNDS = 3
+#: Connections each server keeps: the baseline's asyncpg pool ``max_size``, and the
+#: project's ``DB_POOL_SIZE`` with no overflow (an overflow connection is closed when it is
+#: returned, so a pool smaller than the concurrency reconnects all the time).
+POOL_SIZE = 15
 NODES, EDGES = 200, 400
 _URL_VARIABLE = "BENCH_SERVE_DATABASE_URL"
 _QUERY = (
@@ -45,21 +56,19 @@ def _bare_app() -> Any:
     import asyncpg
     from fastapi import FastAPI, HTTPException
 
-    from project.db import admin as dbadmin
-
     pool: list[asyncpg.Pool] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = DatabaseURL.parse(os.environ[_URL_VARIABLE])
-        kwargs = dbadmin.connect_kwargs(url)
+        kwargs = url.connect_kwargs()
 
         async def init(connection: asyncpg.Connection) -> None:
             await connection.set_type_codec(
                 "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
             )
 
-        pool.append(await asyncpg.create_pool(**kwargs, min_size=5, max_size=15, init=init))
+        pool.append(await asyncpg.create_pool(**kwargs, min_size=5, max_size=POOL_SIZE, init=init))
         yield
         await pool[0].close()
 
@@ -89,12 +98,30 @@ def _free_port() -> int:
         return port
 
 
+@dataclass
+class Server:
+    """A uvicorn process serving one app, and how it fared."""
+
+    name: str
+    port: int
+    pid: int
+    rates: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # seconds per request
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user and system) the server has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.asynccontextmanager
-async def serving(app: str, url: DatabaseURL) -> AsyncIterator[int]:
-    """Run ``app`` under uvicorn (one worker, 127.0.0.1) on the bench database; yield its port."""
+async def serving(name: str, app: str, url: DatabaseURL) -> AsyncIterator[Server]:
+    """Run ``app`` under uvicorn (one worker, 127.0.0.1) on the bench database."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     env.update(DATABASE_URL=url.render(hide_password=False), ENVIRONMENT="development")
+    env.update(DB_POOL_SIZE=str(POOL_SIZE), DB_MAX_OVERFLOW="0")
     env[_URL_VARIABLE] = env["DATABASE_URL"]
     argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(  # noqa: ASYNC220 - the server runs beside this loop
@@ -110,7 +137,7 @@ async def serving(app: str, url: DatabaseURL) -> AsyncIterator[int]:
                 writer.close()
                 break
             await asyncio.sleep(0.1)
-        yield port
+        yield Server(name, port, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -144,6 +171,22 @@ async def requests_per_second(port: int, path: str) -> float:
         *(_client(port, path, REQUESTS // CONCURRENCY) for _ in range(CONCURRENCY))
     )
     return REQUESTS / (now() - started)
+
+
+async def measure(server: Server, path: str) -> None:
+    """Add one round's rate and CPU time per request (warm-up included) to ``server``."""
+    cpu = server.cpu_seconds()
+    server.rates.append(await requests_per_second(server.port, path))
+    server.cpu.append((server.cpu_seconds() - cpu) / (WARMUP + REQUESTS))
+
+
+def describe(server: Server) -> str:
+    """Return the server's median rate and CPU time per request, and their spread."""
+    rates, cpu = server.rates, [seconds * 1e6 for seconds in server.cpu]
+    return (
+        f"{server.name} {statistics.median(rates):,.0f} req/s "
+        f"({min(rates):,.0f}-{max(rates):,.0f}), {statistics.median(cpu):,.0f} us CPU/request"
+    )
 
 
 async def _prepare() -> tuple[uuid.UUID, uuid.UUID]:
@@ -205,14 +248,20 @@ async def main() -> None:
         print(f"database: {url}")
         tool_id, workflow_id = await _prepare()
         path = f"/api/tools/{tool_id}"
-        async with serving("project.asgi:app", url) as port:
-            ours = await requests_per_second(port, path)
-        async with serving("bench.serve:bare_app", url) as port:
-            bare = await requests_per_second(port, path)
+        async with (
+            serving("project.asgi", "project.asgi:app", url) as ours,
+            serving("bare FastAPI + asyncpg", "bench.serve:bare_app", url) as bare,
+        ):
+            for _ in range(ROUNDS):
+                for server in (ours, bare):
+                    await measure(server, path)
+        ratio = statistics.median(ours.rates) / statistics.median(bare.rates)
+        rounds = [mine / theirs for mine, theirs in zip(ours.rates, bare.rates, strict=True)]
         print(
-            f"GET {path.replace(str(tool_id), '{id}')}, {REQUESTS} requests, {CONCURRENCY} "
-            f"connections: project.asgi {ours:,.0f} req/s, bare FastAPI + asyncpg "
-            f"{bare:,.0f} req/s; ratio {ours / bare:.2f} (target >= 0.5)"
+            f"GET {path.replace(str(tool_id), '{id}')}, {ROUNDS} x {REQUESTS} requests, "
+            f"{CONCURRENCY} connections, pools of {POOL_SIZE}: {describe(ours)}; "
+            f"{describe(bare)}; ratio {ratio:.2f} (rounds {min(rounds):.2f}-{max(rounds):.2f}, "
+            "target >= 0.5)"
         )
         queries, nodes, edges = await graph_queries(workflow_id)
         print(
