@@ -1,7 +1,8 @@
 """The ASGI application, ``project.asgi:app``: what ``runserver`` and uvicorn serve.
 
 ``create_app()`` builds a fresh app: the health probes, then each installed app's
-``api.py`` ``router`` under ``/api/<label>``, the project's JSON error responses, write
+``api.py`` ``router`` under ``/api/<label>`` (or the module's ``prefix``, for a route that
+nests under another app's URLs), the project's JSON error responses, write
 access checked on every request, the ``X-Read-After`` position for read replicas,
 and a lifespan that tunes the garbage collector for serving and disposes the engine.
 Importing this module opens no connection.
@@ -64,7 +65,8 @@ def create_app() -> FastAPI:
         module = config.import_module("api")
         router = getattr(module, "router", None)
         if router is not None:
-            app.include_router(router, prefix=f"/api/{config.label}")
+            prefix = getattr(module, "prefix", f"/api/{config.label}")
+            app.include_router(router, prefix=prefix)
     return app
 
 

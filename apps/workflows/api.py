@@ -1,9 +1,10 @@
-"""``/api/workflows``: workflows with their graph, edited under optimistic locking, and
-their executions.
+"""``/api/workflows``: workflows with their graph, edited under optimistic locking.
 
 ``GET /api/workflows/{id}`` loads the workflow, its nodes and its edges in three
 queries whatever the graph's size (``Workflow.with_graph()``). ``PATCH`` takes the
 ``version`` the client read: a workflow changed since answers 409, not a silent overwrite.
+A workflow's runs (``/api/workflows/{id}/executions``) are served by ``apps.executions``,
+which depends on this app, never the other way.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps.executions.models import WorkflowExecution
 from apps.workflows.models import Workflow
 from project.api.schemas import After, Limit, Output, Page, Patch
 from project.db import ReadSessionDep, SessionDep
-from project.enums import ExecutionStatus, NodeType, TriggerType
+from project.enums import NodeType, TriggerType
 from project.exceptions import NotFound
 from project.orm import repository
 from project.orm.repository import Repository
@@ -96,21 +96,6 @@ class WorkflowGraphOut(WorkflowOut):
     edges: list[EdgeOut]
 
 
-class ExecutionOut(Output):
-    """One run of a workflow."""
-
-    id: uuid.UUID
-    workflow_id: uuid.UUID
-    trigger_type: TriggerType
-    status: ExecutionStatus
-    started_at: datetime | None
-    finished_at: datetime | None
-    input: dict[str, Any]
-    output: dict[str, Any] | None
-    error: str | None
-    created_at: datetime
-
-
 def workflows(session: AsyncSession) -> Repository[Workflow]:
     """Return the workflows' repository on ``session``."""
     return Repository(session, Workflow)
@@ -160,22 +145,3 @@ async def update_workflow(
 async def delete_workflow(workflow_id: uuid.UUID, session: SessionDep) -> None:
     """Soft-delete a workflow with its nodes and edges."""
     await workflows(session).soft_delete(workflow_id)
-
-
-@router.get("/{workflow_id}/executions", response_model=Page[ExecutionOut])
-async def list_executions(
-    workflow_id: uuid.UUID,
-    session: ReadSessionDep,
-    status: Annotated[ExecutionStatus | None, Query()] = None,
-    limit: Limit = 50,
-    after: After = None,
-) -> repository.Page[WorkflowExecution]:
-    """List a workflow's runs, newest first, optionally of one status."""
-    if not await workflows(session).exists(Workflow.id == workflow_id):
-        raise NotFound(f"workflow {workflow_id} does not exist")
-    filters = [WorkflowExecution.workflow_id == workflow_id]
-    if status is not None:
-        filters.append(WorkflowExecution.status == status)
-    return await Repository(session, WorkflowExecution).list(
-        *filters, order="desc", limit=limit, after=after
-    )

@@ -1,15 +1,14 @@
 """``/api/workflows`` through the real app and PostgreSQL: the graph in a few queries,
-optimistic locking, executions."""
+optimistic locking."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from apps.executions.factories import WorkflowExecutionFactory
 from apps.workflows.factories import WorkflowFactory
 from apps.workflows.models import Edge, Node, Workflow
-from project.enums import ExecutionStatus, NodeType
+from project.enums import NodeType
 from project.testing.sql import recorded_statements
 from tests.apiclient import api_client
 
@@ -85,23 +84,3 @@ async def test_list_workflows(db_session: AsyncSession) -> None:
         page = (await client.get("/api/workflows", params={"limit": 2})).json()
         rest = (await client.get("/api/workflows", params={"after": page["next"]})).json()
     assert [w["id"] for w in page["items"] + rest["items"]] == [str(w.id) for w in made]
-
-
-async def test_executions_page_newest_first_by_status(db_session: AsyncSession) -> None:
-    workflow = await WorkflowFactory.create()
-    other = await WorkflowFactory.create()
-    done = [
-        await WorkflowExecutionFactory.create(workflow=workflow, completed=True) for _ in range(3)
-    ]
-    failed = await WorkflowExecutionFactory.create(workflow=workflow, failed=True)
-    await WorkflowExecutionFactory.create(workflow=other, completed=True)
-    url = f"/api/workflows/{workflow.id}/executions"
-    async with api_client() as client:
-        everything = (await client.get(url)).json()
-        completed = (await client.get(url, params={"status": "completed", "limit": 2})).json()
-        more = await client.get(url, params={"status": "completed", "after": completed["next"]})
-        bad = await client.get(url, params={"status": "exploded"})
-    assert [e["id"] for e in everything["items"]] == [str(e.id) for e in [failed, *reversed(done)]]
-    assert [e["status"] for e in completed["items"]] == [ExecutionStatus.COMPLETED] * 2
-    assert [e["id"] for e in more.json()["items"]] == [str(done[0].id)]
-    assert bad.status_code == 422
