@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from project import db
+from project.exceptions import driver_error, sqlstate
 
 #: How long ``/health/ready`` waits for the database before answering 503.
 READY_TIMEOUT = 2.0
@@ -42,11 +43,6 @@ def migration_heads() -> tuple[str, ...]:
     return tuple(script_directory().get_heads())
 
 
-def _root(error: BaseException) -> BaseException:
-    cause = getattr(error, "orig", None) or error
-    return getattr(cause, "__cause__", None) or cause
-
-
 async def readiness() -> tuple[str | None, str | None]:
     """Return ``(reason not ready or None, the database's revision)``."""
     heads = migration_heads()
@@ -62,11 +58,11 @@ async def readiness() -> tuple[str | None, str | None]:
     except TimeoutError:
         return f"the database did not answer within {READY_TIMEOUT:g} s", None
     except DBAPIError as error:
-        if getattr(_root(error), "sqlstate", None) == _UNDEFINED_TABLE:
+        if sqlstate(error) == _UNDEFINED_TABLE:
             return "the database is not migrated; run 'manage.py migrate'", None
-        return f"the database is unreachable ({type(_root(error)).__name__})", None
+        return f"the database is unreachable ({type(driver_error(error)).__name__})", None
     except Exception as error:  # refused, reset, DNS: any failure to connect means not ready
-        return f"the database is unreachable ({type(_root(error)).__name__})", None
+        return f"the database is unreachable ({type(driver_error(error)).__name__})", None
     if versions != set(heads):
         at = ", ".join(sorted(versions)) or "no revision"
         return f"the database is at {at}, not at head {heads[0]}; run 'manage.py migrate'", None

@@ -46,7 +46,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import ORMOption
 
-from project.exceptions import Conflict, InvalidCursor, NotFound, ProjectError, StaleVersion
+from project.exceptions import (
+    Conflict,
+    InvalidCursor,
+    NotFound,
+    ProjectError,
+    StaleVersion,
+    driver_error,
+    sqlstate,
+)
 from project.models import INCLUDE_DELETED, Base, VersionedMixin
 from project.orm.mixins import SOFT_DELETE_FILTERED
 
@@ -90,19 +98,14 @@ def decode_cursor(cursor: str) -> uuid.UUID:
     raise InvalidCursor("invalid cursor: pass the 'next' value of the previous page")
 
 
-def _sqlstate(error: IntegrityError) -> tuple[str | None, str | None]:
-    """Return the SQLSTATE and constraint name of an IntegrityError from asyncpg."""
-    cause = getattr(error.orig, "__cause__", None) or error.orig
-    return getattr(cause, "sqlstate", None), getattr(cause, "constraint_name", None)
-
-
 def conflict_from(error: IntegrityError, label: str = "row") -> Conflict:
     """Return the Conflict an IntegrityError means, naming the constraint but no value."""
-    sqlstate, constraint = _sqlstate(error)
+    code = sqlstate(error)
+    constraint = getattr(driver_error(error), "constraint_name", None)
     where = f" ({constraint})" if constraint else ""
-    if sqlstate == _UNIQUE_VIOLATION:
+    if code == _UNIQUE_VIOLATION:
         return Conflict(f"a {label} with the same unique key exists{where}")
-    if sqlstate == _FOREIGN_KEY_VIOLATION:
+    if code == _FOREIGN_KEY_VIOLATION:
         return Conflict(f"the {label} refers to a missing row, or is still referred to{where}")
     return Conflict(f"the {label} violates a constraint{where}")
 
