@@ -122,24 +122,6 @@ def test_quote_identifier_rejects(name: str) -> None:
         dbadmin.quote_identifier(name)
 
 
-def test_connect_kwargs() -> None:
-    socket = DatabaseURL.parse("postgresql://me@/db?host=/run/pg&port=5433")
-    assert socket.connect_kwargs() == {
-        "host": "/run/pg",
-        "port": 5433,
-        "user": "me",
-        "database": "db",
-    }
-    tcp = DatabaseURL.parse("postgres://me:pw@db.example:6000/app")
-    assert tcp.connect_kwargs() == {
-        "host": "db.example",
-        "port": 6000,
-        "user": "me",
-        "password": "pw",
-        "database": "app",
-    }
-
-
 # --- dbadmin on the real server -----------------------------------------------------------
 
 
@@ -312,9 +294,3 @@ def test_production_allows_the_safe_commands(scratch_db: DatabaseURL) -> None:
     out = ok(manage("migrate", url=scratch_db, env=PRODUCTION))
     assert "The database is up to date." in out
     assert versions(scratch_db) == [head()]
-
-
-@pytest.mark.parametrize("param", ["ssl", "sslmode"])
-def test_connect_kwargs_keep_the_tls_mode(param: str) -> None:
-    url = DatabaseURL.parse(f"postgresql://u:p@db.example:5432/app?{param}=verify-full")
-    assert url.connect_kwargs()["ssl"] == "verify-full"

@@ -414,3 +414,9 @@ def test_a_socket_url_gives_the_socket_to_every_client() -> None:
     url = DatabaseURL.parse("postgresql:///pastetrader?host=/run/pg&port=5999")
     assert url.connect_kwargs() == {"host": "/run/pg", "port": 5999, "database": "pastetrader"}
     assert url.libpq_env() == {"PGHOST": "/run/pg", "PGPORT": "5999", "PGDATABASE": "pastetrader"}
+
+
+@pytest.mark.parametrize("param", ["ssl", "sslmode"])
+def test_connect_kwargs_keep_the_tls_mode(param: str) -> None:
+    url = DatabaseURL.parse(f"postgresql://u:p@db.example:5432/app?{param}=verify-full")
+    assert url.connect_kwargs()["ssl"] == "verify-full"
