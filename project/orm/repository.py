@@ -104,7 +104,8 @@ def conflict_from(error: IntegrityError, label: str = "row") -> Conflict:
     constraint = getattr(driver_error(error), "constraint_name", None)
     where = f" ({constraint})" if constraint else ""
     if code == _UNIQUE_VIOLATION:
-        return Conflict(f"a {label} with the same unique key exists{where}")
+        article = "an" if label[:1].lower() in "aeiou" else "a"
+        return Conflict(f"{article} {label} with the same unique key exists{where}")
     if code == _FOREIGN_KEY_VIOLATION:
         return Conflict(f"the {label} refers to a missing row, or is still referred to{where}")
     return Conflict(f"the {label} violates a constraint{where}")

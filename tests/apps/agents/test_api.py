@@ -59,4 +59,6 @@ async def test_unknown_tools_and_bad_enums_are_422_and_write_nothing(
 async def test_a_taken_name_is_409(db_session: AsyncSession) -> None:
     async with api_client() as client:
         assert (await client.post("/api/agents", json=NEW_AGENT)).status_code == 201
-        assert (await client.post("/api/agents", json=NEW_AGENT)).status_code == 409
+        taken = await client.post("/api/agents", json=NEW_AGENT)
+    assert taken.status_code == 409
+    assert taken.json()["detail"].startswith("an agent with the same unique key exists")
