@@ -87,23 +87,26 @@ def scrub(message: str) -> str:
     """Replace every configured database password in ``message`` with ``***``.
 
     ``describe()`` scrubs its line; text that is more than one line (a traceback the shell
-    shows on request) goes through here. Every URL in the settings counts.
+    shows on request) goes through here. Every URL in the settings counts, and the one
+    ``use_database()`` chose.
     """
     import dataclasses
 
     from project.conf import get_settings  # conf imports this module: not at the top
+    from project.db.target import chosen
     from project.db.url import MASK, DatabaseURL
 
     try:
         settings = get_settings()
     except ProjectError:
         return message
+    urls: list[object] = [chosen()]
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
-        urls = value if isinstance(value, tuple) else (value,)
-        for url in urls:
-            if isinstance(url, DatabaseURL) and url.password:
-                message = message.replace(url.password, MASK)
+        urls.extend(value if isinstance(value, tuple) else (value,))
+    for url in urls:
+        if isinstance(url, DatabaseURL) and url.password:
+            message = message.replace(url.password, MASK)
     return message
 
 

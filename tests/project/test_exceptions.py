@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from project import conf
 from project.conf import get_settings, override_settings, settings_from
+from project.db import target
 from project.db.url import DatabaseURL
 from project.exceptions import (
     CommandError,
@@ -70,6 +71,15 @@ def _engine(url: DatabaseURL) -> AsyncEngine:
 def test_scrub_hides_the_password_of_every_configured_url(secret_settings: None) -> None:
     text = "failed: pooled-secret then direct-secret"
     assert scrub(text) == "failed: *** then ***"
+
+
+def test_scrub_hides_the_password_of_the_url_use_database_chose(secret_settings: None) -> None:
+    before = target.chosen()
+    target.choose(DatabaseURL.parse("postgresql://test:chosen-secret@127.0.0.1:5432/test_x"))
+    try:
+        assert scrub("failed: chosen-secret") == "failed: ***"
+    finally:
+        target.choose(before)
 
 
 def test_scrub_leaves_text_without_secrets_alone(secret_settings: None) -> None:
