@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from bench.common import bench_database, now, refuse_production
 from project import db
 from project.conf import BASE_DIR, VARIABLES
 from project.db.url import DatabaseURL
+from project.testing.standby import free_port
 
 REQUESTS = 3_000
 WARMUP = 300
@@ -91,13 +91,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     """A uvicorn process serving one app, and how it fared."""
@@ -118,7 +111,7 @@ class Server:
 @contextlib.asynccontextmanager
 async def serving(name: str, app: str, url: DatabaseURL) -> AsyncIterator[Server]:
     """Run ``app`` under uvicorn (one worker, 127.0.0.1) on the bench database."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     env.update(DATABASE_URL=url.render(hide_password=False), ENVIRONMENT="development")
     env.update(DB_POOL_SIZE=str(POOL_SIZE), DB_MAX_OVERFLOW="0")

@@ -10,6 +10,7 @@ Importing this module opens no connection.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,15 +27,12 @@ from project.db.replicas import ReadYourWritesMiddleware
 #: allocates a few thousand objects that die by reference counting when it ends; at 700
 #: each request ran several collections over its own live objects and promoted them.
 YOUNG_THRESHOLD = 10_000
-_gc_tuned: list[bool] = []
 
 
+@functools.cache  # once per process
 def tune_gc_for_serving() -> None:
     """Freeze what startup built, so no collection scans it again, and collect the young
     generation less often than every 700 allocations. Once per process."""
-    if _gc_tuned:
-        return
-    _gc_tuned.append(True)
     gc.collect()
     gc.freeze()
     young, middle, old = gc.get_threshold()

@@ -391,14 +391,6 @@ async def clone(
     return WorkerDatabase(target, lock, wanted, built, reused)
 
 
-def server_url() -> DatabaseURL:
-    """Return the settings' server URL without importing SQLAlchemy (the xdist controller
-    only checks that the server answers)."""
-    from project.db.target import database_url
-
-    return database_url()
-
-
 async def check_server(url: DatabaseURL) -> None:
     """Connect to the server's maintenance database once, or raise."""
     conn = await dbadmin.connect(url.with_database(dbadmin.MAINTENANCE_DATABASE), timeout=10)

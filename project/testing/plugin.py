@@ -170,10 +170,10 @@ class _ServerCheck(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="pastetrader-server-check", daemon=True)
         self.error: Exception | None = None
-        from project.testing import databases
+        from project.db.target import database_url
 
         try:  # in the foreground: it starts the embedded server if it is down
-            self.url = databases.server_url()
+            self.url = database_url()
         except Exception as error:
             _fail(error)
         self.start()
@@ -197,10 +197,11 @@ class _ServerCheck(threading.Thread):
 def _prepare_database(config: pytest.Config) -> None:
     """Give this test process its clone of the template and point ``project.db`` at it."""
     global _worker_db
+    from project.db.target import database_url
     from project.testing import databases
 
     try:
-        url = databases.server_url()
+        url = database_url()
         run_id = (
             getattr(config, "workerinput")["run_id"]  # noqa: B009
             if _is_worker(config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -19,18 +18,12 @@ from project.db import session as db
 from project.db import target
 from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
+from project.testing.standby import free_port
 from tests.apiclient import api_client, settings
 from tests.support import run_python
 
 TOKEN = "a-long-enough-test-token-0123456789"
 NEW_TOOL = {"name": "rsi", "tool_type": "technical_indicator"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _tool_rows(session: AsyncSession) -> int:
@@ -41,7 +34,7 @@ async def _tool_rows(session: AsyncSession) -> int:
 async def dead_database() -> AsyncIterator[DatabaseURL]:
     """Point project.db at a port where no server listens; put it back afterwards."""
     url, engine = target.chosen(), db._state.engine
-    dead = DatabaseURL(database="nowhere", host="127.0.0.1", port=_free_port())
+    dead = DatabaseURL(database="nowhere", host="127.0.0.1", port=free_port())
     db.set_database_url(dead)
     try:
         yield dead
@@ -261,7 +254,7 @@ def test_bad_api_tokens_are_refused_without_showing_them(raw: str, message: str)
 
 def test_importing_the_app_connects_to_nothing() -> None:
     # A server that is not there: any connection attempt at import would fail or hang.
-    env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{_free_port()}/none"}
+    env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{free_port()}/none"}
     code = "import project.asgi; print(len(project.asgi.app.routes))"
     result = run_python("-c", code, env=env)
     assert result.returncode == 0, result.stderr
@@ -270,7 +263,7 @@ def test_importing_the_app_connects_to_nothing() -> None:
 
 def test_serving_freezes_startup_and_collects_the_young_generation_less_often() -> None:
     # In a process of its own: the collector's settings are the process's.
-    env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{_free_port()}/none"}
+    env = {**os.environ, "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{free_port()}/none"}
     code = """if True:
         import asyncio, gc
         from project import asgi

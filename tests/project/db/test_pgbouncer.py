@@ -38,6 +38,7 @@ from project.db.url import DatabaseURL
 from project.exceptions import ImproperlyConfigured
 from project.migrate import config as migrate_config
 from project.migrate.lock import LOCK_KEY
+from project.testing.standby import free_port
 from project.testing.tools import system_tool
 from tests.support import run_manage
 
@@ -89,13 +90,6 @@ def run_as(host: str) -> str | None:
             continue
         return name
     pytest.fail("no user to run pgbouncer as (it refuses to run as root)", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def quote_ini(value: str) -> str:

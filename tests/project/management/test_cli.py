@@ -39,7 +39,7 @@ from project.management import (
     main,
 )
 from project.management.scaffold import startapp
-from tests.support import run_manage
+from tests.support import run_manage, run_python
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "S3cretPw"
@@ -129,15 +129,8 @@ print(json.dumps(found))
 
 def test_help_imports_no_database_library() -> None:
     environ = {k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES}
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_PROBE],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = run_python("-c", _IMPORT_PROBE, env=environ)
+    assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.splitlines()[-1])
     assert found["--help"] == []
     assert found == {key: [] for key in found}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ from project.conf import BASE_DIR, VARIABLES
 from project.db.url import DatabaseURL
 from project.exceptions import CommandError
 from project.management.commands.runserver import parse_addrport
+from project.testing.standby import free_port
 from tests.support import error_line, run_manage
 
 TOKEN = "runserver-test-token-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize(
@@ -76,7 +69,7 @@ def test_check_deploy_reports_missing_tokens() -> None:
 
 
 async def test_runserver_serves_the_app(transactional_db: AsyncEngine, db_url: DatabaseURL) -> None:
-    port = _free_port()
+    port = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     environ.update(
         DATABASE_URL=db_url.render(hide_password=False),
